@@ -1,0 +1,39 @@
+# Each target installs what it needs into .venv on first use: on a fresh machine
+# `make demo` and `make test` are the only two commands.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TFREC := $(VENV)/bin/tfrec
+DATASET ?= synthetic
+WORKDIR ?= runs/demo
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo test test-slow bench lint clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m tfrec.demo --dataset $(DATASET) --workdir $(WORKDIR)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+bench: $(VENV)/.installed
+	$(PY) -m tfrec.bench --output bench-results
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check tfrec tests serving
+	$(VENV)/bin/ruff check tfrec tests serving
+
+clean:
+	rm -rf $(VENV) runs bench-results

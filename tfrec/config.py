@@ -1,0 +1,277 @@
+"""Typed, frozen run configuration: YAML files plus dotted `--set key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from tfrec import errors
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Sizes of the generated catalog and logs (the embedded default dataset)."""
+
+    num_items: int = 2000
+    num_users: int = 1000
+    num_events: int = 60000
+    num_categories: int = 12
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvConfig:
+    """Column mapping for `dataset: csv` (source column name for each canonical field).
+
+    An empty mapping value means the source has no such column.
+    """
+
+    interactions: str = ""  # CSV or Parquet file of interactions
+    catalog: str = ""  # optional CSV or Parquet item catalog
+    user_id: str = "user_id"
+    item_id: str = "item_id"
+    timestamp: str = "timestamp"
+    event_type: str = ""
+    value: str = ""
+    quantity: str = ""
+    price: str = ""
+    title: str = "title"
+    description: str = ""
+    category: str = ""
+    timestamp_format: str = ""  # strftime format; empty: unix seconds or ISO 8601
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Temporal split. Each cut-off is an ISO date, or a fraction of the time range in (0, 1)."""
+
+    validation_start: Union[str, float] = 0.8
+    test_start: Union[str, float] = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthetic"  # synthetic | online-retail | movielens | csv
+    path: Optional[str] = None  # file or folder of the source data
+    synthetic: SyntheticConfig = SyntheticConfig()
+    csv: CsvConfig = CsvConfig()
+    split: SplitConfig = SplitConfig()
+    max_history: int = 20  # recent events the query tower sees, most recent first
+    text_length: int = 32  # WordPiece tokens per item text
+    query_text_length: int = 16
+    vocab_size: int = 3000  # WordPiece vocabulary learned from the catalog
+    target_events: tuple = ()  # event types that become retrieval targets; empty: all
+    query_text_rate: float = 0.0  # share of training examples given a search query
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig:
+    """A small KerasNLP BERT over item text (trained from scratch unless `preset` is given)."""
+
+    preset: Optional[str] = None  # local preset directory for `BertBackbone.from_preset`
+    num_layers: int = 2
+    num_heads: int = 2
+    hidden_dim: int = 64
+    intermediate_dim: int = 128
+    dropout: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    embedding_dim: int = 64  # output of both towers
+    id_embedding_dim: int = 32
+    use_item_ids: bool = True
+    use_text: bool = True  # False gives the id-only two-tower baseline
+    history_encoder: str = "attention"  # pooling | attention | gru
+    text_encoder: TextEncoderConfig = TextEncoderConfig()
+    temperature: float = 0.05
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    num_hard_negatives: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 256
+    epochs: int = 5
+    learning_rate: float = 2e-3
+    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
+    distribution: str = "auto"  # auto | none | mirrored | multi_worker
+    early_stopping_patience: int = 2
+    steps_per_epoch: Optional[int] = None  # None: one pass over the training examples
+    seed: int = 0
+    histogram_freq: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    ks: tuple = (10, 50, 100)
+    exclude_seen: bool = False  # drop items the user interacted with before from the ranking
+    baselines: tuple = ("most_popular", "id_two_tower", "als")
+    max_examples: Optional[int] = None  # cap on test examples (None: all)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
+
+    name: str = "run"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def _strip_optional(tp):
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args, True
+    return [tp], False
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Converts a YAML value to the field's type, or raises ConfigError naming the key."""
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise errors.ConfigError(f"`{key}` must be a mapping, received {value!r}")
+        return from_dict(tp, value, prefix=key + ".")
+    options, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise errors.ConfigError(f"`{key}` must not be null")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if option is tuple and isinstance(value, (list, tuple)):
+            return tuple(value)
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise errors.ConfigError(
+        f"`{key}` must be {names}{' or null' if optional else ''}, "
+        f"received {value!r} ({type(value).__name__})"
+    )
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Builds dataclass `cls` from a nested dict; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise errors.ConfigError(
+            f"unknown config key `{prefix}{unknown[0]}`; expected one of {sorted(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config) -> dict:
+    """The config as plain YAML-ready data (tuples become lists)."""
+
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise errors.ConfigError(f"`{dotted}`: `{part}` is not a mapping")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parses `key.sub=value`; the value is read as YAML (so `3`, `true`, `[10, 50]` work)."""
+    if "=" not in text:
+        raise errors.ConfigError(f"override must look like `key.sub=value`, received {text!r}")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load(path: Optional[str] = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Loads a YAML config (or the defaults) and applies `key=value` overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise errors.ConfigError(f"config file `{path}` does not exist")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise errors.ConfigError(f"config file `{path}` is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise errors.ConfigError(f"config file `{path}` must hold a mapping at top level")
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+    config = from_dict(Config, data)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    """Value checks that a type cannot express."""
+    choices = {
+        "data.dataset": (config.data.dataset, ("synthetic", "online-retail", "movielens", "csv")),
+        "model.history_encoder": (config.model.history_encoder, ("pooling", "attention", "gru")),
+        "train.precision": (
+            config.train.precision,
+            ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        ),
+        "train.distribution": (
+            config.train.distribution,
+            ("auto", "none", "mirrored", "multi_worker"),
+        ),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise errors.ConfigError(f"`{key}` must be one of {allowed}, received {value!r}")
+    if config.data.dataset != "synthetic" and config.data.dataset != "csv" and not config.data.path:
+        raise errors.ConfigError(f"`data.path` is required for dataset `{config.data.dataset}`")
+    if not (config.model.use_item_ids or config.model.use_text):
+        raise errors.ConfigError("`model.use_item_ids` and `model.use_text` cannot both be false")
+    if config.data.max_history < 1:
+        raise errors.ConfigError(f"`data.max_history` must be >= 1, received {config.data.max_history}")
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def save(config: Config, path: os.PathLike | str) -> None:
+    """Writes the resolved config atomically (temporary file, then rename)."""
+    write_text_atomic(path, dump(config))
+
+
+def write_text_atomic(path: os.PathLike | str, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""Data layer: loaders into one canonical schema, temporal split, tf.data pipelines."""
