@@ -1,0 +1,115 @@
+"""The `tfrec` command line: thin, it parses, resolves the config and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tfrec import config as config_lib
+from tfrec import errors
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (defaults apply where it is silent)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.epochs=3 (repeatable)",
+    )
+
+
+def _data_config(args) -> config_lib.Config:
+    overrides = list(getattr(args, "set", []))
+    if getattr(args, "dataset", None):
+        overrides.append(f"data.dataset={args.dataset}")
+    if getattr(args, "path", None):
+        overrides.append(f"data.path={args.path}")
+    return config_lib.load(getattr(args, "config", None), overrides)
+
+
+def cmd_data_stats(args) -> int:
+    from tfrec.data import stats
+
+    cfg = _data_config(args)
+    report = stats.compute(cfg.data)
+    print(json.dumps(report, indent=2) if args.json else stats.format_report(report))
+    return 0
+
+
+def cmd_data_generate(args) -> int:
+    from tfrec.data import synthetic
+
+    ds = synthetic.generate(
+        num_items=args.items, num_users=args.users, num_events=args.events,
+        num_categories=args.categories, seed=args.seed,
+    )
+    synthetic.write(ds, args.out)
+    print(f"wrote {len(ds.interactions)} interactions, {len(ds.items)} items, "
+          f"{len(ds.users)} users to {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tfrec.training import run
+
+    cfg = config_lib.load(args.config, args.set)
+    run.train_all(cfg, args.workdir, baselines=not args.no_baselines)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from tfrec.evaluation import run
+
+    results = run.evaluate_workdir(args.workdir)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrec", description="Real-time personalized e-commerce recommendation on TensorFlow."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect or generate datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    stats = data_sub.add_parser("stats", help="counts, drops, split sizes and cold-start counts")
+    stats.add_argument("--dataset", choices=["synthetic", "online-retail", "movielens", "csv"])
+    stats.add_argument("--path", help="file or folder of the source data")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_config_args(stats)
+    stats.set_defaults(func=cmd_data_stats)
+    gen = data_sub.add_parser("generate", help="write a synthetic dataset to a folder")
+    gen.add_argument("--out", required=True, help="folder to write (created)")
+    gen.add_argument("--items", type=int, default=2000)
+    gen.add_argument("--users", type=int, default=1000)
+    gen.add_argument("--events", type=int, default=60000)
+    gen.add_argument("--categories", type=int, default=12)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=cmd_data_generate)
+
+    train = sub.add_parser("train", help="train the retrieval model (and its baselines)")
+    _add_config_args(train)
+    train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
+    train.add_argument("--no-baselines", action="store_true", help="skip the id-only two-tower")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="full-catalog evaluation against baselines")
+    ev.add_argument("--workdir", required=True)
+    ev.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except errors.TfrecError as e:
+        print(f"tfrec: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""`tfrec evaluate`: tfrec and its baselines on the test split, by one protocol, in one run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tfrec import inference
+from tfrec import config as config_lib
+from tfrec.data import prepared as prepared_lib
+from tfrec.evaluation import baselines as baselines_lib
+from tfrec.evaluation import protocol, report
+from tfrec.training import trainer
+from tfrec.training import workdir as workdir_lib
+
+
+def _model_scorer(model, prepared):
+    items = inference.item_embeddings(model.candidate_model, prepared.table)
+    queries = inference.query_embeddings(model.query_model, prepared.test, prepared.spec)
+    return inference.dot_score_fn(queries, items)
+
+
+def evaluate_workdir(workdir, prepared=None) -> dict:
+    """Evaluates a trained workdir and its baselines; writes `metrics.json`, prints a table."""
+    wd = workdir_lib.Workdir(workdir)
+    config = wd.load_config()
+    if prepared is None:
+        prepared = prepared_lib.prepare(config)
+    test = prepared.test
+    num_items = len(prepared.table.item_ids)
+    relevant = [prepared.catalog_index(r) for r in test.relevant]
+    exclude = [prepared.catalog_index(s) for s in test.seen] if config.eval.exclude_seen else None
+    known_users = set(prepared.spec.users)
+    segments = {
+        "cold_items": (None, ~prepared.train_item_mask()),
+        "cold_users": (np.array([u not in known_users for u in test.user_id]), None),
+    }
+
+    scorers = {"tfrec": _model_scorer(trainer.load_trained(config, wd.root, prepared), prepared)}
+    names = config.eval.baselines
+    if "id_two_tower" in names and wd.baseline("id_two_tower").best.exists():
+        base = trainer.load_trained(config, wd.baseline("id_two_tower").root, prepared,
+                                    kind="id_two_tower")
+        scorers["id_two_tower"] = _model_scorer(base, prepared)
+    if "most_popular" in names:
+        counts = baselines_lib.catalog_counts(prepared.split.train, prepared.table.item_ids)
+        scorers["most_popular"] = baselines_lib.MostPopular(counts)
+    if "als" in names and baselines_lib.als_available():
+        scorers["als"] = baselines_lib.ALSBaseline.fit_for_queries(
+            prepared.split.train, prepared.table.item_ids, test.user_id
+        )
+
+    results = {}
+    for name, score_fn in scorers.items():
+        results[name] = protocol.evaluate(
+            score_fn, relevant, num_items, ks=config.eval.ks, exclude=exclude,
+            segments=segments, progress=True,
+        )
+    out = {
+        "protocol": {
+            "split": "temporal",
+            "test_queries": len(relevant),
+            "catalog_items": num_items,
+            "exclude_seen": config.eval.exclude_seen,
+            "ranking": "full catalog, no sampled negatives",
+        },
+        "split": prepared.split.report(),
+        "models": {name: r.to_dict() for name, r in results.items()},
+    }
+    config_lib.write_text_atomic(wd.metrics, json.dumps(out, indent=2, default=_json_default))
+    for segment in ("all", "cold_items", "cold_users"):
+        print(f"\n[{segment}]")
+        print(report.format_table(results, segment=segment))
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(type(o))

@@ -1,0 +1,35 @@
+"""Batch inference with trained towers: item and query embeddings, and their scores."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.data import pipeline
+
+
+def _embed(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
+    # predict_on_batch per batch: Model.predict would wrap the loop in its own progress bar.
+    parts = [np.asarray(model(batch, training=False), dtype=np.float32) for batch in ds]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def item_embeddings(candidate_model, table, batch_size: int = 4096) -> np.ndarray:
+    """[num_items, dim] embeddings of the whole catalog, in catalog order."""
+    return _embed(candidate_model, pipeline.candidate_dataset(table, batch_size))
+
+
+def query_embeddings(query_model, queries, spec, batch_size: int = 1024) -> np.ndarray:
+    """[num_queries, dim] embeddings of evaluation queries (no search text)."""
+    return _embed(query_model, pipeline.query_dataset(queries, spec, batch_size))
+
+
+def dot_score_fn(queries: np.ndarray, items: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """A score function for the evaluation protocol: dot products against the full catalog."""
+
+    def score(start: int, end: int) -> np.ndarray:
+        return queries[start:end] @ items.T
+
+    return score

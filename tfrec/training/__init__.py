@@ -1,0 +1,1 @@
+"""Training: the canonical trainer, its workdir, callbacks and distribution strategy."""

@@ -1,0 +1,31 @@
+"""`tfrec train`: the retrieval model and its trained baseline, on one prepared dataset."""
+
+from __future__ import annotations
+
+import json
+
+from tfrec import config as config_lib
+from tfrec.data import prepared as prepared_lib
+from tfrec.training import trainer
+from tfrec.training import workdir as workdir_lib
+
+
+def train_all(config: config_lib.Config, workdir, baselines: bool = True) -> dict:
+    """Trains tfrec's model, then (if configured) the id-only two-tower baseline beside it.
+
+    Both read the same prepared data, so their numbers compare like for like.
+    """
+    wd = workdir_lib.Workdir(workdir)
+    wd.claim(config)  # before the data is read: a wrong workdir fails fast
+    prepared = prepared_lib.prepare(config)
+    print(json.dumps({"split": prepared.split.report()}, indent=2, default=str))
+    summaries = {"tfrec": trainer.train(config, wd.root, prepared, kind="tfrec")}
+    if baselines and "id_two_tower" in config.eval.baselines:
+        summaries["id_two_tower"] = trainer.train(
+            config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
+        )
+    for name, s in summaries.items():
+        print(f"{name}: best val recall@50 {s['best_validation_recall@50']:.4f} "
+              f"(epoch {s['best_epoch']}), {s['examples_per_second'] or 0:.0f} examples/s, "
+              f"{s['seconds']:.0f}s")
+    return summaries

@@ -1,0 +1,73 @@
+"""A run's workdir: resolved config first, then spec, checkpoints, TensorBoard and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tfrec import config as config_lib
+from tfrec import errors
+
+# Fields that may change between a run and its resumption: they do not change the model.
+_RESUMABLE = ("train.epochs", "train.early_stopping_patience", "train.steps_per_epoch",
+              "train.histogram_freq", "eval", "name")
+
+
+class Workdir:
+    """Paths of one run. Layout: config.yaml, spec/, checkpoints/, best/, tb/, metrics.json."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    config = property(lambda self: self.root / "config.yaml")
+    spec = property(lambda self: self.root / "spec")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    best = property(lambda self: self.root / "best")
+    tb = property(lambda self: self.root / "tb")
+    metrics = property(lambda self: self.root / "metrics.json")
+    history = property(lambda self: self.root / "history.json")
+
+    def baseline(self, name: str) -> Workdir:
+        return Workdir(self.root / "baselines" / name)
+
+    def claim(self, config: config_lib.Config) -> None:
+        """Writes the resolved config, or checks it matches the one already here.
+
+        A workdir that holds another model's checkpoint is an error before any training
+        starts: restoring mismatched weights fails late and obscurely otherwise.
+        """
+        if self.config.is_file():
+            previous = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+            diff = _first_difference(previous, config_lib.to_dict(config))
+            if diff is not None and self.checkpoints.exists():
+                key, old, new = diff
+                raise errors.WorkdirError(
+                    f"workdir `{self.root}` holds a checkpoint of another model: `{key}` was "
+                    f"{old!r} there, the config now says {new!r}. Use a new --workdir, or "
+                    "delete this one to start over."
+                )
+        config_lib.save(config, self.config)
+
+    def load_config(self) -> config_lib.Config:
+        if not self.config.is_file():
+            raise errors.WorkdirError(
+                f"workdir `{self.root}` has no config.yaml: run `tfrec train --workdir "
+                f"{self.root}` first"
+            )
+        return config_lib.load(str(self.config))
+
+
+def _first_difference(old: dict, new: dict, prefix: str = ""):
+    for key in sorted(set(old) | set(new)):
+        dotted = prefix + key
+        if any(dotted == r or dotted.startswith(r + ".") for r in _RESUMABLE):
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, dotted + ".")
+            if found:
+                return found
+        elif a != b:
+            return dotted, a, b
+    return None
