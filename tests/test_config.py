@@ -1,0 +1,65 @@
+"""Config: YAML + overrides, strict keys and types, atomic save, round trip."""
+
+import pytest
+
+from tfrec import config as config_lib
+from tfrec import errors
+
+
+def test_defaults_and_overrides():
+    cfg = config_lib.load(None, ["data.max_history=5", "eval.ks=[1, 2]", "model.use_text=false"])
+    assert cfg.data.max_history == 5
+    assert cfg.eval.ks == (1, 2)
+    assert cfg.model.use_text is False
+    assert cfg.train.epochs == config_lib.TrainConfig().epochs
+
+
+def test_yaml_file_round_trip(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntrain:\n  epochs: 7\n  learning_rate: 1\n", encoding="utf-8")
+    cfg = config_lib.load(str(path))
+    assert cfg.train.epochs == 7 and cfg.train.learning_rate == 1.0
+    config_lib.save(cfg, tmp_path / "out" / "config.yaml")
+    assert config_lib.load(str(tmp_path / "out" / "config.yaml")) == cfg
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["config.yaml"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.colour=1", r"unknown config key `data.colour`"),
+        ("train.epochs=abc", r"`train.epochs` must be int, received 'abc'"),
+        ("train.epochs=1.5", r"`train.epochs` must be int"),
+        ("model.use_text=3", r"`model.use_text` must be bool"),
+        ("train.precision=half", r"`train.precision` must be one of"),
+        ("data.dataset=online-retail", r"`data.path` is required"),
+        ("data=3", r"`data` must be a mapping"),
+        ("epochs", r"override must look like `key.sub=value`"),
+    ],
+)
+def test_bad_config_errors(override, message):
+    with pytest.raises(errors.ConfigError, match=message):
+        config_lib.load(None, [override])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(errors.ConfigError, match="does not exist"):
+        config_lib.load(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1,\n", encoding="utf-8")
+    with pytest.raises(errors.ConfigError, match="not valid YAML"):
+        config_lib.load(str(bad))
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n", encoding="utf-8")
+    with pytest.raises(errors.ConfigError, match="mapping at top level"):
+        config_lib.load(str(scalar))
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    names = sorted(p.name for p in root.glob("*.yaml"))
+    assert {"demo.yaml", "tiny.yaml", "online_retail.yaml", "movielens.yaml"} <= set(names)
+    for name in names:
+        config_lib.load(str(root / name))

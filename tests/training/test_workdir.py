@@ -1,0 +1,25 @@
+"""Workdir: config written first; another model's checkpoint is refused before training."""
+
+import pytest
+
+from tfrec import config as config_lib
+from tfrec import errors
+from tfrec.training import workdir as workdir_lib
+
+
+def test_claim_writes_config_and_refuses_other_model(tmp_path):
+    wd = workdir_lib.Workdir(tmp_path / "run")
+    cfg = config_lib.load(None, ["model.embedding_dim=16"])
+    wd.claim(cfg)
+    assert wd.load_config() == cfg
+    (wd.checkpoints).mkdir()
+    # Resumable fields may change...
+    wd.claim(config_lib.load(None, ["model.embedding_dim=16", "train.epochs=9"]))
+    # ...the model may not.
+    with pytest.raises(errors.WorkdirError, match=r"`model.embedding_dim` was 16 there.*32"):
+        wd.claim(config_lib.load(None, ["model.embedding_dim=32"]))
+
+
+def test_missing_config(tmp_path):
+    with pytest.raises(errors.WorkdirError, match="has no config.yaml"):
+        workdir_lib.Workdir(tmp_path).load_config()
