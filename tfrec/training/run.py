@@ -10,14 +10,15 @@ from tfrec.training import trainer
 from tfrec.training import workdir as workdir_lib
 
 
-def train_all(config: config_lib.Config, workdir, baselines: bool = True) -> dict:
+def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepared=None) -> dict:
     """Trains tfrec's model, then (if configured) the id-only two-tower baseline beside it.
 
     Both read the same prepared data, so their numbers compare like for like.
     """
     wd = workdir_lib.Workdir(workdir)
     wd.claim(config)  # before the data is read: a wrong workdir fails fast
-    prepared = prepared_lib.prepare(config)
+    if prepared is None:
+        prepared = prepared_lib.prepare(config)
     print(json.dumps({"split": prepared.split.report()}, indent=2, default=str))
     summaries = {"tfrec": trainer.train(config, wd.root, prepared, kind="tfrec")}
     if baselines and "id_two_tower" in config.eval.baselines:
