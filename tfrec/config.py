@@ -119,6 +119,32 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RankingConfig:
+    """The DCN-v2 ranker that re-scores retrieved candidates (second stage)."""
+
+    heads: tuple = ()  # event types with a head; empty: every event type in the data
+    loss_weights: dict = dataclasses.field(default_factory=dict)  # head -> weight (default 1)
+    hard_negatives: int = 4  # per positive, from the retrieval stage's own top candidates
+    random_negatives: int = 4  # per positive, uniform over the catalog
+    cross_layers: int = 2
+    projection_dim: Optional[int] = None  # low-rank DCN-v2 cross layers when set
+    mlp: tuple = (128, 64)
+    batch_size: int = 512
+    epochs: int = 3
+    learning_rate: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommendConfig:
+    """The two-stage pipeline: retrieve, rank, apply business rules, keep the top k."""
+
+    retrieve_n: int = 200
+    k: int = 10
+    exclude_event_types: tuple = ("purchase",)  # recent events of these types are not re-shown
+    max_per_category: Optional[int] = None  # diversity cap; None: no cap
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -127,6 +153,8 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    ranking: RankingConfig = RankingConfig()
+    recommend: RecommendConfig = RecommendConfig()
 
 
 def _strip_optional(tp):
@@ -158,6 +186,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if option is tuple and isinstance(value, (list, tuple)):
             return tuple(value)
+        if option is dict and isinstance(value, dict):
+            return dict(value)
     names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
     raise errors.ConfigError(
         f"`{key}` must be {names}{' or null' if optional else ''}, "
