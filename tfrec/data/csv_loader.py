@@ -1,0 +1,198 @@
+"""Loader for any interactions CSV or Parquet (plus an optional catalog) via a CsvConfig mapping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from tfrec import config as config_lib
+from tfrec import errors
+from tfrec.data import schema
+from tfrec.data import loaders as tables
+
+# Source spellings of event types that other public logs use (RetailRocket, GA exports, ...).
+EVENT_ALIASES = {
+    "addtocart": "cart",
+    "add_to_cart": "cart",
+    "transaction": "purchase",
+    "order": "purchase",
+    "buy": "purchase",
+    "click": "view",
+}
+DEFAULTS = {"event_type": "purchase", "value": 1.0, "quantity": 1.0, "price": np.nan}
+
+
+def load(csv: config_lib.CsvConfig, base_dir: Optional[os.PathLike | str] = None) -> schema.Dataset:
+    """Loads an interactions file and an optional catalog through the column mapping in `csv`.
+
+    Args:
+        csv: CsvConfig. File names and the source column for each canonical field; an empty
+            mapping means the source has no such column (defaults: event_type `purchase`,
+            value 1.0, quantity 1, price NaN; title falls back to the item id).
+        base_dir: str or None. Folder that relative file names in `csv` are resolved against.
+
+    Returns:
+        A schema.Dataset named `csv`.
+
+    Raises:
+        errors.DataError: a missing file or column, a malformed value or an unknown event type.
+    """
+    if not csv.interactions:
+        raise errors.DataError("`data.csv.interactions` must name the interactions file, received ''")
+    path = _resolve(csv.interactions, base_dir)
+    frame, fmt = _read_any(path)
+    report = schema.CleaningReport(source=str(path), rows_read=len(frame))
+    for field in ("user_id", "item_id", "timestamp"):
+        if not getattr(csv, field):
+            raise errors.DataError(f"`data.csv.{field}` must name a column, received ''", path=path)
+    mapped = {f: getattr(csv, f) for f in ("user_id", "item_id", "timestamp")}
+    mapped.update({f: getattr(csv, f) for f in DEFAULTS if getattr(csv, f)})
+    tables.require_columns(frame, list(mapped.values()), path)
+
+    users = frame[csv.user_id].str.strip()
+    items = frame[csv.item_id].str.strip()
+    stamp = frame[csv.timestamp].str.strip()
+    ts = parse_timestamps(stamp, csv.timestamp_format, path, csv.timestamp, fmt)
+    keep = np.ones(len(frame), dtype=bool)
+    for reason, bad in (
+        (f"missing `{csv.user_id}`", users == ""),
+        (f"missing `{csv.item_id}`", items == ""),
+        (f"missing `{csv.timestamp}`", stamp == ""),
+    ):
+        report.drop(reason, (keep & bad.to_numpy()).sum())
+        keep &= ~bad.to_numpy()
+    report.treatments["missing ids or timestamps"] = "Rows without a user, item or time are dropped."
+
+    out = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": ts})
+    out["event_type"] = _events(frame, csv.event_type, path, fmt, report)
+    for field in ("value", "quantity", "price"):
+        column = getattr(csv, field)
+        if column:
+            parsed = tables.parse_numbers(frame[column], path, column, fmt)
+            out[field] = np.where(np.isnan(parsed), DEFAULTS[field], parsed)
+        else:
+            out[field] = DEFAULTS[field]
+    out = out[keep].sort_values("timestamp", kind="stable")
+    report.rows_kept = len(out)
+    catalog = _catalog(csv, base_dir, frame[keep], out, report)
+    users_frame = pd.DataFrame({"user_id": pd.unique(out["user_id"])})
+    return schema.Dataset("csv", out, catalog, users_frame, report)
+
+
+def parse_timestamps(
+    values: pd.Series, timestamp_format: str, path, field: str, fmt=None
+) -> np.ndarray:
+    """Unix seconds from unix seconds, ISO 8601 or `timestamp_format` text (0 where empty)."""
+    present = (values != "").to_numpy()
+    if not timestamp_format:
+        numbers = pd.to_numeric(values.where(present), errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(numbers[present]).all():
+            if present.any() and np.nanmax(np.abs(numbers)) > 1e11:
+                row = int(np.nanargmax(np.abs(numbers)))
+                raise errors.DataError(
+                    f"expected unix seconds, received {values.iloc[row]!r} "
+                    "(milliseconds? divide by 1000 first)",
+                    path=path,
+                    row=tables.line_of(path, values.index[row], fmt),
+                    field=field,
+                )
+            return np.where(present, np.nan_to_num(numbers), 0).astype(np.int64)
+    return tables.parse_datetimes(
+        values,
+        [timestamp_format or "ISO8601"],
+        path,
+        field,
+        fmt,
+        expected=f"`{timestamp_format}` text" if timestamp_format else "unix seconds or ISO 8601",
+    )
+
+
+def _events(frame, column, path, fmt, report) -> np.ndarray:
+    if not column:
+        report.treatments["event type"] = "The source has no event type: every row is a purchase."
+        return np.full(len(frame), DEFAULTS["event_type"], dtype=object)
+    raw = frame[column].str.strip().str.lower()
+    events = raw.replace(EVENT_ALIASES)
+    unknown = ~events.isin(schema.EVENT_TYPES)
+    if unknown.any():
+        record = unknown.idxmax()
+        raise errors.DataError(
+            f"expected an event type in {schema.EVENT_TYPES} (or {sorted(EVENT_ALIASES)}), "
+            f"received {frame[column][record]!r}",
+            path=path,
+            row=tables.line_of(path, record, fmt),
+            field=column,
+        )
+    if raw.isin(list(EVENT_ALIASES)).any():
+        report.treatments["event type aliases"] = f"Event types are renamed: {EVENT_ALIASES}."
+    return events.to_numpy(dtype=object)
+
+
+def _catalog(csv, base_dir, frame, out, report) -> pd.DataFrame:
+    """The item table: from the catalog file when given, else from the interaction columns."""
+    text_fields = ("title", "description", "category", "price")
+    ids = pd.unique(out["item_id"])
+    if csv.catalog:
+        path = _resolve(csv.catalog, base_dir)
+        source, _ = _read_any(path)
+        wanted = [csv.item_id] + [getattr(csv, f) for f in text_fields if getattr(csv, f)]
+        tables.require_columns(source, wanted, path)
+        source = source.assign(**{csv.item_id: source[csv.item_id].str.strip()})
+        dup = source[csv.item_id].duplicated()
+        if dup.any():
+            report.treatments["duplicate catalog rows"] = (
+                f"{int(dup.sum())} catalog rows repeat an item id; the first row is kept."
+            )
+        source = source[~dup & (source[csv.item_id] != "")]
+    else:
+        source = frame.assign(**{csv.item_id: out["item_id"]}).drop_duplicates(csv.item_id)
+    cat = pd.DataFrame({"item_id": source[csv.item_id].to_numpy(dtype=object)})
+    for field in text_fields:
+        column = getattr(csv, field)
+        has = bool(column) and column in source.columns
+        if field == "price":
+            cat[field] = tables.parse_numbers(source[column], csv.catalog, column) if has else np.nan
+        else:
+            cat[field] = source[column].str.strip().to_numpy(dtype=object) if has else ""
+    if "price" in out and not (csv.price and csv.catalog):
+        observed = out.groupby("item_id")["price"].median()
+        cat["price"] = cat["price"].fillna(cat["item_id"].map(observed))
+    missing = ids[~pd.Index(ids).isin(cat["item_id"])]
+    if len(missing):
+        extra = pd.DataFrame({"item_id": missing, "description": "", "category": ""})
+        extra["title"], extra["price"] = extra["item_id"], np.nan
+        cat = pd.concat([cat, extra], ignore_index=True)
+        if csv.catalog:
+            report.treatments["items missing from the catalog"] = (
+                f"{len(missing)} items are absent from the catalog: their title is their id."
+            )
+    untitled = cat["title"] == ""
+    cat.loc[untitled, "title"] = cat.loc[untitled, "item_id"]
+    if not csv.catalog:
+        report.treatments["catalog"] = (
+            "No catalog file: item text comes from the interactions file where mapped, "
+            "else the title is the item id."
+        )
+    return cat
+
+
+def _resolve(name: str, base_dir) -> Path:
+    path = Path(name)
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    return path
+
+
+def _read_any(path: Path):
+    if path.suffix.lower() in (".parquet", ".pq"):
+        if not path.is_file():
+            raise errors.DataError("expected an existing Parquet file, received none", path=path)
+        frame = pd.read_parquet(path)
+        frame = frame.astype(str).where(frame.notna(), "")
+        return frame, None
+    fmt = tables.TextFormat(sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    return tables.read_table(path, fmt), fmt
