@@ -14,6 +14,13 @@ def test_defaults_and_overrides():
     assert cfg.train.epochs == config_lib.TrainConfig().epochs
 
 
+def test_unquoted_yaml_date_is_an_iso_string():
+    cfg = config_lib.load(None, ["data.split.validation_start=2011-10-01"])
+    assert cfg.data.split.validation_start == "2011-10-01"
+    with pytest.raises(errors.ConfigError, match=r"must be str or float, received \[1\]"):
+        config_lib.load(None, ["data.split.test_start=[1]"])
+
+
 def test_yaml_file_round_trip(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ntrain:\n  epochs: 7\n  learning_rate: 1\n", encoding="utf-8")

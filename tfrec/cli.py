@@ -66,7 +66,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrec", description="Real-time personalized e-commerce recommendation on TensorFlow."
     )
@@ -99,11 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)
+    serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
+    if argv and argv[0] == "serve":
+        # The server imports TensorFlow (seconds): only when it is the command being run.
+        from tfrec.serving import server
+
+        server.add_arguments(serve)
+        serve.set_defaults(func=server.run)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except errors.TfrecError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import tempfile
 import types
@@ -159,8 +160,8 @@ class Config:
 
 def _strip_optional(tp):
     if typing.get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args, True
+        args = typing.get_args(tp)
+        return [a for a in args if a is not type(None)], type(None) in args
     return [tp], False
 
 
@@ -184,6 +185,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
+        if option is str and isinstance(value, datetime.date):
+            # YAML reads an unquoted 2011-10-01 as a date; cut-offs are ISO strings.
+            return value.isoformat()
         if option is tuple and isinstance(value, (list, tuple)):
             return tuple(value)
         if option is dict and isinstance(value, dict):

@@ -11,8 +11,7 @@ import pandas as pd
 
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.data import schema
-from tfrec.data import loaders as tables
+from tfrec.data import loaders, schema
 
 # Source spellings of event types that other public logs use (RetailRocket, GA exports, ...).
 EVENT_ALIASES = {
@@ -23,6 +22,7 @@ EVENT_ALIASES = {
     "buy": "purchase",
     "click": "view",
 }
+TEXT_FIELDS = ("title", "description", "category")
 DEFAULTS = {"event_type": "purchase", "value": 1.0, "quantity": 1.0, "price": np.nan}
 
 
@@ -42,7 +42,9 @@ def load(csv: config_lib.CsvConfig, base_dir: Optional[os.PathLike | str] = None
         errors.DataError: a missing file or column, a malformed value or an unknown event type.
     """
     if not csv.interactions:
-        raise errors.DataError("`data.csv.interactions` must name the interactions file, received ''")
+        raise errors.DataError(
+            "`data.csv.interactions` must name the interactions file, received ''"
+        )
     path = _resolve(csv.interactions, base_dir)
     frame, fmt = _read_any(path)
     report = schema.CleaningReport(source=str(path), rows_read=len(frame))
@@ -51,7 +53,7 @@ def load(csv: config_lib.CsvConfig, base_dir: Optional[os.PathLike | str] = None
             raise errors.DataError(f"`data.csv.{field}` must name a column, received ''", path=path)
     mapped = {f: getattr(csv, f) for f in ("user_id", "item_id", "timestamp")}
     mapped.update({f: getattr(csv, f) for f in DEFAULTS if getattr(csv, f)})
-    tables.require_columns(frame, list(mapped.values()), path)
+    loaders.require_columns(frame, list(mapped.values()), path)
 
     users = frame[csv.user_id].str.strip()
     items = frame[csv.item_id].str.strip()
@@ -65,14 +67,16 @@ def load(csv: config_lib.CsvConfig, base_dir: Optional[os.PathLike | str] = None
     ):
         report.drop(reason, (keep & bad.to_numpy()).sum())
         keep &= ~bad.to_numpy()
-    report.treatments["missing ids or timestamps"] = "Rows without a user, item or time are dropped."
+    report.treatments["missing ids or timestamps"] = (
+        "Rows without a user, item or time are dropped."
+    )
 
     out = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": ts})
     out["event_type"] = _events(frame, csv.event_type, path, fmt, report)
     for field in ("value", "quantity", "price"):
         column = getattr(csv, field)
         if column:
-            parsed = tables.parse_numbers(frame[column], path, column, fmt)
+            parsed = loaders.parse_numbers(frame[column], path, column, fmt)
             out[field] = np.where(np.isnan(parsed), DEFAULTS[field], parsed)
         else:
             out[field] = DEFAULTS[field]
@@ -97,11 +101,11 @@ def parse_timestamps(
                     f"expected unix seconds, received {values.iloc[row]!r} "
                     "(milliseconds? divide by 1000 first)",
                     path=path,
-                    row=tables.line_of(path, values.index[row], fmt),
+                    row=loaders.line_of(path, values.index[row], fmt),
                     field=field,
                 )
             return np.where(present, np.nan_to_num(numbers), 0).astype(np.int64)
-    return tables.parse_datetimes(
+    return loaders.parse_datetimes(
         values,
         [timestamp_format or "ISO8601"],
         path,
@@ -124,7 +128,7 @@ def _events(frame, column, path, fmt, report) -> np.ndarray:
             f"expected an event type in {schema.EVENT_TYPES} (or {sorted(EVENT_ALIASES)}), "
             f"received {frame[column][record]!r}",
             path=path,
-            row=tables.line_of(path, record, fmt),
+            row=loaders.line_of(path, record, fmt),
             field=column,
         )
     if raw.isin(list(EVENT_ALIASES)).any():
@@ -133,14 +137,16 @@ def _events(frame, column, path, fmt, report) -> np.ndarray:
 
 
 def _catalog(csv, base_dir, frame, out, report) -> pd.DataFrame:
-    """The item table: from the catalog file when given, else from the interaction columns."""
-    text_fields = ("title", "description", "category", "price")
-    ids = pd.unique(out["item_id"])
+    """The item table: from the catalog file when given, else from the interaction columns.
+
+    Title, description and category must exist in a given catalog when mapped. The `price`
+    column is optional there: without it, an item's price is the median of its event prices.
+    """
     if csv.catalog:
         path = _resolve(csv.catalog, base_dir)
         source, _ = _read_any(path)
-        wanted = [csv.item_id] + [getattr(csv, f) for f in text_fields if getattr(csv, f)]
-        tables.require_columns(source, wanted, path)
+        wanted = [csv.item_id] + [getattr(csv, f) for f in TEXT_FIELDS if getattr(csv, f)]
+        loaders.require_columns(source, wanted, path)
         source = source.assign(**{csv.item_id: source[csv.item_id].str.strip()})
         dup = source[csv.item_id].duplicated()
         if dup.any():
@@ -149,34 +155,34 @@ def _catalog(csv, base_dir, frame, out, report) -> pd.DataFrame:
             )
         source = source[~dup & (source[csv.item_id] != "")]
     else:
+        path = None
         source = frame.assign(**{csv.item_id: out["item_id"]}).drop_duplicates(csv.item_id)
-    cat = pd.DataFrame({"item_id": source[csv.item_id].to_numpy(dtype=object)})
-    for field in text_fields:
-        column = getattr(csv, field)
-        has = bool(column) and column in source.columns
-        if field == "price":
-            cat[field] = tables.parse_numbers(source[column], csv.catalog, column) if has else np.nan
-        else:
-            cat[field] = source[column].str.strip().to_numpy(dtype=object) if has else ""
-    if "price" in out and not (csv.price and csv.catalog):
-        observed = out.groupby("item_id")["price"].median()
-        cat["price"] = cat["price"].fillna(cat["item_id"].map(observed))
-    missing = ids[~pd.Index(ids).isin(cat["item_id"])]
-    if len(missing):
-        extra = pd.DataFrame({"item_id": missing, "description": "", "category": ""})
-        extra["title"], extra["price"] = extra["item_id"], np.nan
-        cat = pd.concat([cat, extra], ignore_index=True)
-        if csv.catalog:
-            report.treatments["items missing from the catalog"] = (
-                f"{len(missing)} items are absent from the catalog: their title is their id."
-            )
-    untitled = cat["title"] == ""
-    cat.loc[untitled, "title"] = cat.loc[untitled, "item_id"]
-    if not csv.catalog:
         report.treatments["catalog"] = (
             "No catalog file: item text comes from the interactions file where mapped, "
             "else the title is the item id."
         )
+    cat = pd.DataFrame({"item_id": source[csv.item_id].to_numpy(dtype=object)})
+    for field in TEXT_FIELDS:
+        column = getattr(csv, field)
+        has = bool(column) and column in source.columns
+        cat[field] = source[column].str.strip().to_numpy(dtype=object) if has else ""
+    has_price = bool(csv.price) and csv.catalog and csv.price in source.columns
+    cat["price"] = (
+        loaders.parse_numbers(source[csv.price], path, csv.price) if has_price else np.nan
+    )
+    observed = out.groupby("item_id")["price"].median()
+    cat["price"] = cat["price"].fillna(cat["item_id"].map(observed))
+    ids = pd.unique(out["item_id"])
+    missing = ids[~pd.Index(ids).isin(cat["item_id"])]
+    if len(missing):
+        extra = pd.DataFrame({"item_id": missing, "title": missing, "description": "",
+                              "category": "", "price": observed[missing].to_numpy()})  # fmt: skip
+        cat = pd.concat([cat, extra], ignore_index=True)
+        report.treatments["items missing from the catalog"] = (
+            f"{len(missing)} items are absent from the catalog: their title is their id."
+        )
+    untitled = cat["title"] == ""
+    cat.loc[untitled, "title"] = cat.loc[untitled, "item_id"]
     return cat
 
 
@@ -194,5 +200,5 @@ def _read_any(path: Path):
         frame = pd.read_parquet(path)
         frame = frame.astype(str).where(frame.notna(), "")
         return frame, None
-    fmt = tables.TextFormat(sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    return tables.read_table(path, fmt), fmt
+    fmt = loaders.TextFormat(sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    return loaders.read_table(path, fmt), fmt

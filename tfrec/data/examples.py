@@ -72,6 +72,20 @@ class EvalQueries:
     def __len__(self) -> int:
         return len(self.user_id)
 
+    def subset(self, rows: np.ndarray) -> EvalQueries:
+        """The queries at positions `rows`, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return EvalQueries(
+            user_id=self.user_id[rows],
+            history_item_ids=self.history_item_ids[rows],
+            history_event_types=self.history_event_types[rows],
+            timestamp=self.timestamp[rows],
+            hour_of_day=self.hour_of_day[rows],
+            day_of_week=self.day_of_week[rows],
+            relevant=[self.relevant[i] for i in rows],
+            seen=[self.seen[i] for i in rows],
+        )
+
 
 def time_features(timestamp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """UTC hour of day and day of week (Monday = 0) of unix seconds, as int32 arrays."""
@@ -232,7 +246,7 @@ def build_eval_queries(
     # Group target rows by (user, second): in sorted-position order they are contiguous.
     by_group = np.sort(positions)
     group_key = log.tie_start[by_group]
-    starts = np.flatnonzero(np.r_[True, group_key[1:] != group_key[:-1]])
+    starts = np.flatnonzero(np.diff(group_key, prepend=-1) != 0)
     query_positions = by_group[starts]
     relevant_codes = pd.DataFrame({"group": group_key, "item": log.item[by_group]})
     distinct = ~relevant_codes.duplicated().to_numpy()

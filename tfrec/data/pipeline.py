@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfrec import errors
-from tfrec import features
+from tfrec import errors, features
 from tfrec.data import examples as examples_lib
 from tfrec.data import vocab
 
@@ -85,6 +84,9 @@ class QueryPreprocessor:
     def _features(self, index: tf.Tensor) -> dict:
         return self._query(index)
 
+    # Plain tensor code with no data-dependent Python control flow: skipping AutoGraph
+    # (here and in the tokenizer it calls) makes tracing several times faster.
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, index) -> dict:
         """Features for `index` (int64 [] or [batch]); shapes follow spec.tensor_specs()."""
         index = tf.convert_to_tensor(index, tf.int64)
@@ -133,8 +135,8 @@ class RetrievalPreprocessor(QueryPreprocessor):
                 f"{examples.item_id[rows < 0][0]!r} and {int((rows < 0).sum()) - 1} more"
             )
         # Keep only the catalog rows some target uses: the captured tensors stay small.
-        used, self._row = np.unique(rows, return_inverse=True)
-        self._row = tf.constant(self._row.astype(np.int32))
+        used, row = np.unique(rows, return_inverse=True)
+        self._row = tf.constant(row.astype(np.int32))
         self._item_id = tf.constant(table[features.ITEM_ID][used].astype(str).astype(object))
         self._tokens = tf.constant(tokens[used].astype(np.int32))
         self._category = tf.constant(table[features.ITEM_CATEGORY][used].astype(str).astype(object))
@@ -148,27 +150,32 @@ class RetrievalPreprocessor(QueryPreprocessor):
     def _draw_words(self, seed: int) -> tf.Tensor:
         """Per example an int64 bit mask of the title words in its query (0: no query)."""
         n_words = tf.strings.split(self._titles).row_lengths().numpy()
-        n_words = np.minimum(n_words[self._row.numpy()], _MAX_QUERY_WORDS)
+        n_words = np.minimum(n_words[self._row.numpy()], _MAX_QUERY_WORDS).astype(np.int64)
         rng = np.random.default_rng(seed)
         has_query = (rng.random(self.size) < self.query_text_rate) & (n_words > 0)
-        keep = rng.random((self.size, _MAX_QUERY_WORDS)) < 0.5
-        keep &= np.arange(_MAX_QUERY_WORDS)[None, :] < n_words[:, None]
+        # Each of the first n_words bits is an independent fair coin: keep that word or not.
+        bits = rng.integers(0, 2**_MAX_QUERY_WORDS, self.size, dtype=np.int64)
+        bits &= (np.int64(1) << n_words) - 1
         # An empty draw would mean "no query": keep one random word instead.
-        empty = ~keep.any(axis=1) & has_query
         one = (rng.random(self.size) * np.maximum(n_words, 1)).astype(np.int64)
-        keep[empty, one[empty]] = True
-        keep &= has_query[:, None]
-        bits = (keep.astype(np.int64) << np.arange(_MAX_QUERY_WORDS, dtype=np.int64)).sum(axis=1)
-        return tf.constant(bits.astype(np.int64))
+        bits = np.where(bits == 0, np.int64(1) << one, bits)
+        return tf.constant(np.where(has_query, bits, 0).astype(np.int64))
 
-    def _query_tokens(self, index: tf.Tensor, row: tf.Tensor) -> tf.Tensor:
+    def _query_text(self, index: tf.Tensor, row: tf.Tensor) -> tf.Tensor:
         words = tf.strings.split(tf.gather(self._titles, row))  # ragged [batch, (words)]
         position = tf.minimum(tf.ragged.range(words.row_lengths()).flat_values, _MAX_QUERY_WORDS)
         mask = tf.gather(tf.gather(self._words, index), words.value_rowids())
         keep = tf.bitwise.bitwise_and(tf.bitwise.right_shift(mask, position), 1) > 0
         kept = tf.ragged.boolean_mask(words, words.with_flat_values(keep))
-        text = tf.strings.reduce_join(kept, axis=-1, separator=" ")
-        return tf.cast(self._tokenizer(text), tf.int32)  # "" tokenizes to all [PAD] = 0
+        return tf.strings.reduce_join(kept, axis=-1, separator=" ")
+
+    @tf.autograph.experimental.do_not_convert
+    def query_text(self, index) -> tf.Tensor:
+        """The search query strings of examples `index` (int64 [batch]); "" means no query."""
+        index = tf.reshape(tf.convert_to_tensor(index, tf.int64), [-1])
+        if self.query_text_rate == 0:
+            return tf.fill(tf.shape(index), "")
+        return self._query_text(index, tf.gather(self._row, index))
 
     def _features(self, index: tf.Tensor) -> dict:
         out = self._query(index)
@@ -178,12 +185,21 @@ class RetrievalPreprocessor(QueryPreprocessor):
         out[features.ITEM_CATEGORY] = tf.gather(self._category, row)
         out[features.ITEM_PRICE] = tf.gather(self._price, row)
         if self.query_text_rate > 0:
-            out[features.QUERY_TOKEN_IDS] = self._query_tokens(index, row)
+            text = self._query_text(index, row)
+            # "" tokenizes to all [PAD] = 0, the "no query" encoding.
+            out[features.QUERY_TOKEN_IDS] = tf.cast(self._tokenizer(text), tf.int32)
         return out
 
 
-def _indexed(size: int, batch_size: int, preprocess, drop_remainder: bool = False,
-             shuffle: bool = False, seed: int = 0, repeat: bool = False) -> tf.data.Dataset:
+def _indexed(
+    size: int,
+    batch_size: int,
+    preprocess,
+    drop_remainder: bool = False,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+) -> tf.data.Dataset:
     _check_batch_size(batch_size)
     ds = tf.data.Dataset.range(size)
     if shuffle and size > 0:

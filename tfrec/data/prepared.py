@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from tfrec import config as config_lib
 from tfrec import features
 from tfrec.data import examples as examples_lib
-from tfrec.data import loaders, schema, split as split_lib, vocab
+from tfrec.data import loaders, schema, vocab
+from tfrec.data import split as split_lib
 
 
 @dataclasses.dataclass

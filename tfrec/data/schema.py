@@ -119,7 +119,8 @@ def validate(ds: Dataset) -> None:
     if items["item_id"].duplicated().any():
         dup = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
         raise errors.DataError(f"items: `item_id` must be unique, received {dup!r} twice")
-    unknown = ~inter["item_id"].isin(items["item_id"])
+    # get_indexer on a hash index: `isin` on Arrow strings costs seconds on 1M-item catalogs.
+    unknown = pd.Index(items["item_id"]).get_indexer(inter["item_id"]) < 0
     if unknown.any():
         raise errors.DataError(
             f"interactions: {int(unknown.sum())} rows reference items missing from the catalog, "

@@ -138,7 +138,10 @@ def temporal_split(interactions: pd.DataFrame, split: config_lib.SplitConfig) ->
     lo, hi = int(ts.min()), int(ts.max())
     validation_start = resolve_cutoff(split.validation_start, lo, hi, "split.validation_start")
     test_start = resolve_cutoff(split.test_start, lo, hi, "split.test_start")
-    for name, cut in (("split.validation_start", validation_start), ("split.test_start", test_start)):
+    for name, cut in (
+        ("split.validation_start", validation_start),
+        ("split.test_start", test_start),
+    ):
         if not lo < cut <= hi:
             raise errors.ConfigError(
                 f"`{name}` must fall inside the data's time range ({_iso(lo)}, {_iso(hi)}], "

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from tfrec import config as config_lib
-from tfrec.data import loaders, split as split_lib
+from tfrec.data import loaders
+from tfrec.data import split as split_lib
 
 
 def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def compute(data: config_lib.DataConfig) -> dict:
@@ -39,13 +40,14 @@ def format_report(report: dict) -> str:
         f"interactions  {report['interactions']:,}",
         f"users         {report['users']:,}",
         f"items         {report['items']:,} with events, {report['catalog_items']:,} in catalog",
-        f"event types   " + ", ".join(f"{k} {v:,}" for k, v in report["event_types"].items()),
+        "event types   " + ", ".join(f"{k} {v:,}" for k, v in report["event_types"].items()),
         f"time range    {report['time_range'][0]} -> {report['time_range'][1]}",
         f"rows read     {report['rows_read']:,}",
         "dropped:",
     ]
+    width = max((len(r) for r in report["dropped"]), default=0)
     for reason, count in report["dropped"].items():
-        lines.append(f"  {reason:<40} {count:>10,}")
+        lines.append(f"  {reason:<{width}} {count:>10,}")
     if report["treatments"]:
         lines.append("treatments:")
         for problem, how in report["treatments"].items():

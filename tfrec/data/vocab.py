@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec import config as config_lib
-from tfrec import errors
-from tfrec import features
+from tfrec import errors, features
 from tfrec.data import schema
 
 _TOKENIZE_BATCH = 8192
@@ -125,6 +124,11 @@ class ItemTable:
 
     def __len__(self) -> int:
         return len(self.titles)
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """[n] object: the catalog item ids, row i is catalog index i."""
+        return self.features[features.ITEM_ID]
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.features[name]

@@ -24,7 +24,8 @@ The protocol, in full:
   unseen in training; `cold_users`: a query mask of users without training history); queries
   left with no relevant item are not in the segment. Each segment reports its query count.
 
-Cost: one pass of `np.argpartition` and two of comparisons over the score matrix, no full sort.
+Cost: a few linear passes over each score row (group maxima, comparisons, counts) and an
+argpartition of the few items above a lower bound of the k-th score; never a full sort.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -139,34 +141,6 @@ def _check_segments(segments, n: int, num_items: int) -> dict[str, tuple]:
     return out
 
 
-def _top_k(scores: np.ndarray, k: int):
-    """Top-k lists (ties by lower index) and each position's pessimistic rank, without a sort."""
-    c, m = scores.shape
-    if k < m:
-        part = np.argpartition(scores, m - k, axis=1)[:, m - k :]
-    else:
-        part = np.tile(np.arange(m), (c, 1))
-    cand = np.take_along_axis(scores, part, axis=1)
-    t = cand.min(axis=1)
-    n_ge_t = (scores >= t[:, None]).sum(axis=1)
-    # argpartition picks arbitrary members of a tie straddling the boundary; re-pick by index.
-    for i in np.flatnonzero(n_ge_t > k):
-        greater = np.flatnonzero(scores[i] > t[i])
-        part[i] = np.concatenate([greater, np.flatnonzero(scores[i] == t[i])[: k - greater.size]])
-        cand[i] = scores[i, part[i]]
-    order = np.lexsort((part, -cand), axis=-1)
-    top = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(cand, order, axis=1)
-    # Pessimistic rank of a position = 1 + last position of its tie group (lists are sorted).
-    last = np.ones(top_scores.shape, bool)
-    last[:, :-1] = top_scores[:, :-1] != top_scores[:, 1:]
-    ends = np.where(last, np.arange(top.shape[1]), top.shape[1])
-    ranks = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1] + 1.0
-    # The boundary group continues past the list: its rank counts the whole row.
-    ranks = np.where(top_scores == t[:, None], n_ge_t[:, None], ranks)
-    return top, ranks
-
-
 def evaluate(
     score_fn: ScoreFn,
     relevant: Sequence[np.ndarray],
@@ -265,7 +239,7 @@ def evaluate(
                 raise ValueError(f"`score_fn({start}, {end})` returned NaN scores")
             e0, e1 = ex_off[a], ex_off[b]
             s[ex_q[e0:e1] - a, ex_item[e0:e1]] = -np.inf
-            t_list, t_rank = _top_k(s, big_k)
+            t_list, t_rank = metrics.top_k(s, big_k)
             top[a:b] = t_list
             r0, r1 = rel_off[a], rel_off[b]
             lq, items = rel_q[r0:r1] - a, rel_item[r0:r1]
@@ -275,6 +249,8 @@ def evaluate(
             found = keys[sorter[pos]] == lq * m + items
             rank[r0:r1] = np.where(found, t_rank.ravel()[sorter[pos]], np.inf)
             item_scores = s[lq, items]
+            # Full-row counts already made, by score threshold: segments often share one.
+            done_at, done_count = np.full(b - a, np.nan), np.zeros(b - a)
             for name, sel in selections.items():
                 sel = sel[r0:r1]
                 best, lowest = np.full(b - a, -np.inf), np.full(b - a, np.inf)
@@ -284,7 +260,11 @@ def evaluate(
                 has[lq[sel]] = True
                 # Best relevant item outside the top-k list: count its rank in the full row.
                 far = np.flatnonzero(has & np.isinf(lowest))
-                lowest[far] = (s[far] >= best[far, None]).sum(axis=1)
+                new = far[done_at[far] != best[far]]
+                rows = s if new.size == b - a else s[new]
+                done_count[new] = (rows >= best[new, None]).sum(axis=1)
+                done_at[new] = best[new]
+                lowest[far] = done_count[far]
                 first[name][a:b] = np.where(has, lowest, np.nan)
         if bar is not None:
             bar.update(end - start)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 
-from tfrec import inference
 from tfrec import config as config_lib
+from tfrec import inference
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import baselines as baselines_lib
 from tfrec.evaluation import protocol, report
@@ -40,22 +41,35 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
     scorers = {"tfrec": _model_scorer(trainer.load_trained(config, wd.root, prepared), prepared)}
     names = config.eval.baselines
     if "id_two_tower" in names and wd.baseline("id_two_tower").best.exists():
-        base = trainer.load_trained(config, wd.baseline("id_two_tower").root, prepared,
-                                    kind="id_two_tower")
-        scorers["id_two_tower"] = _model_scorer(base, prepared)
-    if "most_popular" in names:
-        counts = baselines_lib.catalog_counts(prepared.split.train, prepared.table.item_ids)
-        scorers["most_popular"] = baselines_lib.MostPopular(counts)
-    if "als" in names and baselines_lib.als_available():
-        scorers["als"] = baselines_lib.ALSBaseline.fit_for_queries(
-            prepared.split.train, prepared.table.item_ids, test.user_id
+        base = trainer.load_trained(
+            config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
         )
+        scorers["id_two_tower"] = _model_scorer(base, prepared)
+    train_items = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
+    if "most_popular" in names:
+        scorers["most_popular"] = baselines_lib.MostPopular.from_interactions(
+            train_items, num_items
+        )
+    if "als" in names and baselines_lib.ALSBaseline.available():
+        users = pd.Index(prepared.spec.users)
+        als = baselines_lib.ALSBaseline().fit(
+            users.get_indexer(prepared.split.train["user_id"].to_numpy()),
+            train_items,
+            len(users),
+            num_items,
+        )
+        scorers["als"] = als.scorer(users.get_indexer(np.asarray(test.user_id, dtype=object)))
 
     results = {}
     for name, score_fn in scorers.items():
         results[name] = protocol.evaluate(
-            score_fn, relevant, num_items, ks=config.eval.ks, exclude=exclude,
-            segments=segments, progress=True,
+            score_fn,
+            relevant,
+            num_items,
+            ks=config.eval.ks,
+            exclude=exclude,
+            segments=segments,
+            progress=True,
         )
     out = {
         "protocol": {

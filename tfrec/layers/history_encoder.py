@@ -57,7 +57,7 @@ def build_history_encoder(
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, received {kind!r}")
     if "" in items or "" in event_types:
-        raise ValueError("`items` and `event_types` must not contain the padding value \"\"")
+        raise ValueError('`items` and `event_types` must not contain the padding value ""')
     if not isinstance(max_history, int) or max_history < 1:
         raise ValueError(f"`max_history` must be an int >= 1, received {max_history!r}")
     if kind == "attention" and output_dim % num_heads:

@@ -152,6 +152,10 @@ def build_text_encoder(
     """
     if not isinstance(output_dim, int) or output_dim < 1:
         raise ValueError(f"`output_dim` must be an int >= 1, received {output_dim!r}")
+    # Only the token states are used: freezing the unused [CLS] pooler avoids weights without
+    # gradients (and the warnings they cause) in every train step.
+    if "pooled_dense" in [layer.name for layer in backbone.layers]:
+        backbone.get_layer("pooled_dense").trainable = False
     token_ids = tf.keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
     states = backbone(BertInputs(name="bert_inputs")(token_ids))["sequence_output"]
     mask = masking.PaddingMask(0, name="token_mask")(token_ids)

@@ -1,0 +1,209 @@
+"""Rebuilding Functional Keras-2 models layer by layer: copy, wrap, inline sub-models, cut inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional
+
+import tensorflow as tf
+
+# `LayerFn(copy, original) -> layer`: receives a built copy of `original` holding its weights and
+# returns the layer to place in the new graph: the copy itself, or a wrapper around it.
+LayerFn = Callable[[tf.keras.layers.Layer, tf.keras.layers.Layer], tf.keras.layers.Layer]
+
+
+def is_functional(layer: tf.keras.layers.Layer) -> bool:
+    """True for Functional (graph-network) models, including subclasses such as `BertBackbone`."""
+    return isinstance(layer, tf.keras.Model) and bool(getattr(layer, "_is_graph_network", False))
+
+
+def check_functional(model, argument: str = "model") -> None:
+    """Raises a ValueError naming `argument` unless `model` is a Functional Keras-2 model."""
+    if not isinstance(model, tf.keras.Model):
+        raise ValueError(
+            f"`{argument}` must be a Functional tf.keras (Keras 2) model, "
+            f"received {type(model).__module__}.{type(model).__name__}"
+        )
+    if not is_functional(model):
+        raise ValueError(
+            f"`{argument}` must be a Functional tf.keras model (built from `tf.keras.Input`s); "
+            f"subclassed models cannot be rewritten layer by layer, received "
+            f"{type(model).__name__} `{model.name}`"
+        )
+
+
+def _copy_layer(layer: tf.keras.layers.Layer, name: Optional[str], float32: bool):
+    config = layer.get_config()
+    if name is not None:
+        config["name"] = name
+    policy = getattr(layer, "dtype_policy", None)
+    # TF-MOT wrappers assume float32 variables and activations: a mixed-precision layer becomes
+    # a float32 one (its variables are already float32, so its weights carry over unchanged).
+    if float32 and policy is not None and policy.name.startswith("mixed"):
+        config["dtype"] = "float32"
+    try:
+        return layer.__class__.from_config(config)
+    except Exception as e:  # noqa: BLE001 - any failure means the layer cannot be copied
+        raise ValueError(
+            f"`model` layer `{layer.name}` ({type(layer).__name__}) cannot be copied through "
+            f"`get_config`/`from_config`; expected a serializable layer, received error: {e}"
+        ) from e
+
+
+class _Rebuilder:
+    """Replays a Functional graph on new `tf.keras.Input`s (see `rebuild`)."""
+
+    def __init__(self, layer_fn, flatten, cut, float32):
+        self.layer_fn = layer_fn
+        self.flatten = flatten
+        self.cut = cut
+        self.float32 = float32
+        self.memo: dict[int, tf.keras.layers.Layer] = {}
+        self.cut_inputs: list = []
+
+    def call_layer(self, layer, prefix, args, kwargs):
+        """Calls the new version of `layer` on `args`, creating it on first use."""
+        if id(layer) in self.memo:
+            return self.memo[id(layer)](*args, **kwargs)
+        copy = _copy_layer(layer, f"{prefix}{layer.name}" if prefix else None, self.float32)
+        # Calling the copy builds it as the original was built, sub-layers included (tf-keras's
+        # MultiHeadAttention creates its projections only on first call), so weights can be
+        # copied now and `layer_fn` sees every variable.
+        outputs = copy(*args, **kwargs)
+        copy.set_weights(layer.get_weights())
+        new = self.layer_fn(copy, layer)
+        self.memo[id(layer)] = new
+        return outputs if new is copy else new(*args, **kwargs)
+
+    def submodel_for(self, model):
+        if id(model) not in self.memo:
+            inner = _Rebuilder(self.layer_fn, False, self.cut, self.float32)
+            inputs = [_new_input(x) for x in model.inputs]
+            outputs = inner.replay(model, inputs, prefix="")
+            new = tf.keras.Model(
+                tf.nest.pack_sequence_as(model._nested_inputs, inputs), outputs, name=model.name
+            )
+            self.cut_inputs.extend(inner.cut_inputs)
+            self.memo[id(model)] = new
+        return self.memo[id(model)]
+
+    def replay(self, model, inputs, prefix):
+        """Runs `model`'s nodes on `inputs` (flat, in `model.inputs` order); returns its outputs."""
+        usage = model._tensor_usage_count
+        tensors = {}
+        for ref, new in zip(model.inputs, inputs, strict=True):
+            tensors[str(id(ref))] = [new] * usage[str(id(ref))]
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if node.is_input or any(i not in tensors for i in node.flat_input_ids):
+                    continue
+                layer = node.layer
+                if self.cut is not None and self.cut(layer):
+                    # The cut layer's outputs become inputs of the new model.
+                    outputs = tf.nest.map_structure(
+                        lambda t, n=layer.name: _new_input(t, name=prefix + n), node.outputs
+                    )
+                    self.cut_inputs.extend(tf.nest.flatten(outputs))
+                else:
+                    args, kwargs = node.map_arguments(tensors)
+                    if is_functional(layer) and self.flatten:
+                        flat = layer._flatten_to_reference_inputs(args[0])
+                        outputs = self.replay(layer, flat, prefix=f"{prefix}{layer.name}_")
+                    elif is_functional(layer):
+                        outputs = self.submodel_for(layer)(*args, **kwargs)
+                    else:
+                        outputs = self.call_layer(layer, prefix, args, kwargs)
+                for ref_id, new in zip(node.flat_output_ids, tf.nest.flatten(outputs), strict=True):
+                    tensors[ref_id] = [new] * usage[ref_id]
+        flat = [tensors[str(id(x))].pop() for x in model.outputs]
+        return tf.nest.pack_sequence_as(model._nested_outputs, flat)
+
+
+def _new_input(tensor, name: Optional[str] = None):
+    """A `tf.keras.Input` with the type of (Keras) tensor `tensor`."""
+    history = getattr(tensor, "_keras_history", None)
+    name = name or (history.layer.name if history is not None else None)
+    spec = tensor.type_spec
+    if isinstance(spec, tf.TensorSpec):
+        # Not `type_spec=`: that path drops `name` from the input's spec, and SavedModel and
+        # TFLite signatures would call the input `args_0`.
+        shape = tensor.shape
+        return tf.keras.Input(shape=shape[1:], batch_size=shape[0], dtype=spec.dtype, name=name)
+    return tf.keras.Input(type_spec=spec, name=name)
+
+
+def rebuild(
+    model: tf.keras.Model,
+    layer_fn: Optional[LayerFn] = None,
+    *,
+    flatten: bool = False,
+    cut: Optional[Callable[[tf.keras.layers.Layer], bool]] = None,
+    float32: bool = True,
+    name: Optional[str] = None,
+) -> tf.keras.Model:
+    """Copies a Functional model layer by layer, optionally wrapping, inlining or cutting layers.
+
+    `tf.keras.models.clone_model` shares no weights but loses them; TF-MOT's own wrappers share
+    the original layers (fine-tuning then edits the original model). This copies every layer
+    from its config, builds it on the new graph, copies the original weights into it and passes
+    it through `layer_fn`, so the result is independent of `model` and computes the same
+    function.
+
+    Args:
+        model: tf.keras.Model. A Functional model; nested Functional sub-models (e.g. a
+            keras-nlp `BertBackbone`) are rebuilt too.
+        layer_fn: callable `(copy, original) -> layer`. Decides what replaces each
+            non-model layer, e.g. a pruning wrapper around `copy` (built, with the original
+            weights). Defaults to the copy.
+        flatten: bool. Inline nested sub-models into one flat graph (TF-MOT's `quantize_apply`
+            refuses nested models). Inlined layers are renamed `<submodel>_<layer>`.
+            Defaults to False (sub-models stay nested, renamed plain `tf.keras.Model`s).
+        cut: callable `layer -> bool`. Layers for which it is true are removed and their outputs
+            become new inputs named after the layer (e.g. `StringLookup`s, so the numeric core
+            takes integer indices). Original inputs that only fed cut layers are dropped, and
+            the new model takes a dict keyed by input name. Implies `flatten=True`.
+        float32: bool. Give mixed-precision layers a float32 policy. Defaults to True.
+        name: str. The new model's name. Defaults to `model.name`.
+
+    Returns:
+        A new, built Functional model with the original weights (wrappers add their own).
+
+    Example:
+        >>> flat = rebuild(tower, flatten=True)
+    """
+    check_functional(model)
+    layer_fn = layer_fn or (lambda copy, original: copy)
+    # A cut inside a nested sub-model must surface as an input of the outer model.
+    builder = _Rebuilder(layer_fn, flatten or cut is not None, cut, float32)
+    inputs = [_new_input(x) for x in model.inputs]
+    outputs = builder.replay(model, inputs, prefix="")
+    if cut is None:
+        new_inputs = tf.nest.pack_sequence_as(model._nested_inputs, inputs)
+    else:
+        used = _used_inputs(inputs, outputs)
+        new_inputs = {_input_name(t): t for t in used + builder.cut_inputs}
+    return tf.keras.Model(new_inputs, outputs, name=name or model.name)
+
+
+def _input_name(tensor) -> str:
+    return tensor._keras_history.layer.name
+
+
+def _used_inputs(inputs, outputs) -> list:
+    """The tensors of `inputs` on which `outputs` depend (walking the Keras history back)."""
+    wanted = {id(x): x for x in inputs}
+    seen, used, stack = set(), {}, list(tf.nest.flatten(outputs))
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if id(tensor) in wanted:
+            used[id(tensor)] = tensor
+            continue
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            continue
+        node = history.layer._inbound_nodes[history.node_index]
+        stack.extend(tf.nest.flatten(node.keras_inputs))
+    return [x for x in inputs if id(x) in used]

@@ -1,0 +1,198 @@
+"""TF Serving's REST JSON conventions: row/columnar requests, `{"b64": ...}` strings, replies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.serving import status
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and list(value) == ["b64"]
+
+
+def _strings(value, field: str):
+    """Nested JSON of strings -> (nested bytes, shape); rejects ragged or non-string values."""
+    if isinstance(value, list):
+        parts = [_strings(v, f"{field}[{i}]") for i, v in enumerate(value)]
+        shapes = {p[1] for p in parts}
+        if len(shapes) > 1:
+            raise status.invalid(
+                f"`{field}`: expected lists of equal length, received shapes {sorted(shapes)}"
+            )
+        inner = shapes.pop() if shapes else ()
+        return [p[0] for p in parts], (len(value), *inner)
+    if isinstance(value, str):
+        return value.encode("utf-8"), ()
+    if _is_b64(value):
+        try:
+            return base64.b64decode(value["b64"], validate=True), ()
+        except (binascii.Error, TypeError) as e:
+            raise status.invalid(f"`{field}`: invalid base64 in `b64`: {e}") from e
+    raise status.invalid(f'`{field}`: expected a string or {{"b64": ...}}, received {value!r}')
+
+
+def json_to_array(value, dtype: tf.DType, field: str) -> np.ndarray:
+    """A JSON value as an array of the signature's dtype; INVALID_ARGUMENT naming `field`."""
+    if dtype == tf.string:
+        nested, shape = _strings(value, field)
+        if not shape:
+            out = np.empty((), dtype=object)
+            out[()] = nested
+            return out
+        return _fill(nested, shape)
+    try:
+        array = np.asarray(value)
+    except ValueError as e:
+        raise status.invalid(f"`{field}`: expected lists of equal length: {e}") from e
+    kind = array.dtype.kind
+    allowed = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}[
+        dtype.as_numpy_dtype().dtype.kind
+    ]
+    if array.size and kind not in allowed:
+        received = (
+            "strings"
+            if kind in "US"
+            else "ragged or mixed lists"
+            if kind == "O"
+            else array.dtype.name
+        )
+        raise status.invalid(f"`{field}`: expected {dtype.name} values, received {received}")
+    return array.astype(dtype.as_numpy_dtype)
+
+
+def _fill(nested, shape):
+    # Filled through a flat view: np.array(nested, dtype=object) would keep ragged lists.
+    holder = np.empty(shape, dtype=object)
+    flat = holder.reshape(-1)
+    flat[:] = list(_flatten(nested))
+    return holder
+
+
+def _flatten(nested):
+    if isinstance(nested, list):
+        for v in nested:
+            yield from _flatten(v)
+    else:
+        yield nested
+
+
+def parse_predict(body, signature_def) -> tuple[dict, bool]:
+    """Inputs of a `:predict` body; True when it used the row (`instances`) format."""
+    if not isinstance(body, dict):
+        raise status.invalid(
+            f"request body: expected a JSON object, received {type(body).__name__}"
+        )
+    if ("instances" in body) == ("inputs" in body):
+        raise status.invalid("request body: expected exactly one of `instances` or `inputs`")
+    unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
+    if unknown:
+        raise status.invalid(f"request body: unknown field `{unknown[0]}`")
+    dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
+    if "instances" in body:
+        rows = body["instances"]
+        if not isinstance(rows, list) or not rows:
+            raise status.invalid("`instances`: expected a non-empty list")
+        if all(isinstance(r, dict) and not _is_b64(r) for r in rows):
+            keys = set(rows[0])
+            for i, row in enumerate(rows):
+                if set(row) != keys:
+                    raise status.invalid(
+                        f"`instances[{i}]`: expected keys {sorted(keys)}, received {sorted(row)}"
+                    )
+            columns = {k: [row[k] for row in rows] for k in keys}
+            field = "instances[*].{}"
+        else:
+            columns = {_single_input(dtypes, "instances"): rows}
+            field = "instances"
+        return _convert(columns, dtypes, field), True
+    value = body["inputs"]
+    if isinstance(value, dict) and not _is_b64(value):
+        return _convert(value, dtypes, "inputs.{}"), False
+    return _convert({_single_input(dtypes, "inputs"): value}, dtypes, "inputs"), False
+
+
+def _single_input(dtypes: Mapping, field: str) -> str:
+    if len(dtypes) != 1:
+        raise status.invalid(
+            f"`{field}`: the signature has inputs {sorted(dtypes)}, so values must be objects "
+            "naming them"
+        )
+    return next(iter(dtypes))
+
+
+def _convert(columns: Mapping, dtypes: Mapping, field: str) -> dict:
+    out = {}
+    for name, value in columns.items():
+        where = field.format(name)
+        # Unknown names pass through untyped so check_inputs reports them like gRPC does.
+        dtype = dtypes.get(name, tf.string if _looks_stringy(value) else tf.float32)
+        out[name] = json_to_array(value, dtype, where)
+    return out
+
+
+def _looks_stringy(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, str) or _is_b64(value)
+
+
+def array_to_json(array: np.ndarray, name: str):
+    """An output array as JSON; strings are UTF-8 text, or `{"b64"}` for `*_bytes` or binary."""
+    if array.dtype.kind not in ("O", "S", "U"):
+        # Python's json writes NaN and Infinity bare, as TF Serving does.
+        return array.tolist()
+    binary = name.endswith("_bytes")
+    return _walk(array.tolist(), binary)
+
+
+def _walk(value, binary: bool):
+    if isinstance(value, list):
+        return [_walk(v, binary) for v in value]
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not binary:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return {"b64": base64.b64encode(value).decode("ascii")}
+
+
+def format_predict(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
+    """`{"predictions": [...]}` for row requests, `{"outputs": ...}` for columnar ones."""
+    if not row_format:
+        if len(outputs) == 1:
+            name, array = next(iter(outputs.items()))
+            return {"outputs": array_to_json(array, name)}
+        return {"outputs": {k: array_to_json(v, k) for k, v in outputs.items()}}
+    sizes = {k: (v.shape[0] if v.ndim else None) for k, v in outputs.items()}
+    if None in sizes.values() or len(set(sizes.values())) != 1:
+        raise status.invalid(
+            f"`instances`: outputs need one shared batch size for the row format, received "
+            f"{sizes}; use the columnar `inputs` format"
+        )
+    if len(outputs) == 1:
+        name, array = next(iter(outputs.items()))
+        return {"predictions": array_to_json(array, name)}
+    columns = {k: array_to_json(v, k) for k, v in outputs.items()}
+    n = next(iter(sizes.values()))
+    return {"predictions": [{k: col[i] for k, col in columns.items()} for i in range(n)]}
+
+
+def json_to_output(value, dtype: tf.DType) -> np.ndarray:
+    """A reply value back to NumPy (clients): strings and `{"b64"}` become bytes."""
+    if dtype is None:  # undeclared: infer from the JSON
+        return (
+            json_to_array(value, tf.string, "outputs")
+            if _looks_stringy(value)
+            else np.asarray(value)
+        )
+    if dtype == tf.string:
+        return json_to_array(value, tf.string, "outputs")
+    return np.asarray(value, dtype=dtype.as_numpy_dtype)

@@ -1,0 +1,182 @@
+"""The REST front end: TF Serving's `/v1/models/...` status, metadata and `:predict` endpoints."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+
+from tfrec.serving import rest_json, status
+from tfrec.serving import service as service_lib
+
+log = logging.getLogger(__name__)
+
+_ROUTE = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<action>/metadata|:predict|:classify|:regress)?$"
+)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: load tests measure the model, not TCP setup
+    timeout = 30  # idle keep-alive connections are closed after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
+    server: RestServer
+
+    def log_message(self, format, *args):  # noqa: A002 (signature fixed by http.server)
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        self.server.enter()
+        try:
+            if self.server.stopping:
+                self.close_connection = True
+                self._send(503, {"error": "server is shutting down"})
+                return
+            try:
+                code, body = self._answer(method)
+            except status.ServingError as e:
+                code, body = e.http_status, {"error": e.message}
+            except Exception as e:  # noqa: BLE001 (the server keeps serving; the caller sees why)
+                log.exception("REST request failed")
+                code, body = 500, {"error": f"{type(e).__name__}: {e}"}
+            self._send(code, body)
+        finally:
+            self.server.leave()
+
+    def _answer(self, method: str):
+        path = urllib.parse.urlsplit(self.path).path
+        match = _ROUTE.match(path)
+        if match is None:
+            self._discard_body()
+            raise status.not_found(f"`path`: expected /v1/models/<name>[...], received {path!r}")
+        spec = {
+            "name": urllib.parse.unquote(match["name"]),
+            "version": int(match["version"]) if match["version"] else None,
+            "label": urllib.parse.unquote(match["label"]) if match["label"] else None,
+        }
+        action = match["action"] or ""
+        expected = "POST" if action.startswith(":") else "GET"
+        if method != expected:
+            self._discard_body()
+            raise status.invalid(f"`method`: expected {expected} for {path!r}, received {method}")
+        service = self.server.service
+        if action == "":
+            return 200, service_lib.to_dict(service.status(**spec))
+        if action == "/metadata":
+            return 200, service.metadata_json(**spec)
+        if action != ":predict":
+            self._discard_body()
+            raise status.ServingError("UNIMPLEMENTED", f"`{action[1:]}` is not supported here")
+        body = self._read_json()
+        signature_name = body.get("signature_name", "") if isinstance(body, dict) else ""
+        if not isinstance(signature_name, str):
+            raise status.invalid(
+                f"`signature_name`: expected a string, received {signature_name!r}"
+            )
+        with service.store.use(**spec) as servable:
+            signature = servable.signature(signature_name or "serving_default")
+        inputs, row_format = rest_json.parse_predict(body, signature)
+        result = service.predict(inputs=inputs, signature_name=signature_name, **spec)
+        # Keep the SignatureDef's output order, as TF Serving does.
+        ordered = {k: result.outputs[k] for k in signature.outputs if k in result.outputs}
+        return 200, rest_json.format_predict(ordered, row_format)
+
+    def _read_json(self):
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise status.invalid(f"`Content-Length`: expected a byte count, received {length!r}")
+        size = int(length)
+        if size > self.server.max_message_bytes:
+            self.close_connection = True  # the unread body must not be parsed as a request
+            raise status.invalid(
+                f"`request`: expected at most {self.server.max_message_bytes} bytes "
+                f"(`--max-message-bytes`), received {size}"
+            )
+        raw = self.rfile.read(size)
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise status.invalid(f"request body: malformed JSON: {e}") from e
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length", "0")
+        size = int(length) if length.isdigit() else 0
+        if 0 < size <= self.server.max_message_bytes:
+            self.rfile.read(size)
+        elif size:
+            self.close_connection = True
+
+    def _send(self, code: int, body) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class RestServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that counts in-flight requests for a graceful stop.
+
+    Args:
+        service: PredictionService.
+        host: str. Address to bind.
+        port: int. Port to bind; 0 picks a free one.
+        max_message_bytes: int. Largest accepted request body.
+    """
+
+    daemon_threads = True  # idle keep-alive connections must not block shutdown
+    allow_reuse_address = True
+
+    def __init__(self, service, host: str, port: int, max_message_bytes: int):
+        self.service = service
+        self.max_message_bytes = max_message_bytes
+        self.stopping = False
+        self._in_flight = 0
+        self._cv = threading.Condition()
+        super().__init__((host, port), _Handler)
+        # A short poll interval makes stop() prompt (shutdown waits for the next poll).
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="rest", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def enter(self) -> None:
+        with self._cv:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._cv:
+            self._in_flight -= 1
+            self._cv.notify_all()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stops accepting, waits up to `grace_s` for in-flight requests, then closes."""
+        self.stopping = True
+        self.shutdown()
+        deadline = time.monotonic() + grace_s
+        with self._cv:
+            while self._in_flight and time.monotonic() < deadline:
+                self._cv.wait(deadline - time.monotonic())
+        self.server_close()
