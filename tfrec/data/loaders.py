@@ -26,7 +26,7 @@ def load(data: config_lib.DataConfig) -> schema.Dataset:
 
     `synthetic` ignores `data.path` and generates from `data.synthetic`. For `csv`, `data.path`
     is the folder that relative names in `data.csv` resolve against, or the interactions file
-    itself when `data.csv.interactions` is empty.
+    itself (relative names then resolve against its folder).
 
     Args:
         data: DataConfig.
@@ -50,7 +50,8 @@ def load(data: config_lib.DataConfig) -> schema.Dataset:
         if data.path and not Path(data.path).is_dir():
             _require(data.path, folder=False)
             csv_config = dataclasses.replace(csv_config, interactions=str(data.path))
-            base_dir = None
+            # A relative catalog name means "beside the interactions file", not the cwd.
+            base_dir = str(Path(data.path).parent)
         return csv_loader.load(csv_config, base_dir=base_dir)
     if data.dataset == "online-retail":
         from tfrec.data import online_retail
