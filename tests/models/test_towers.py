@@ -148,3 +148,13 @@ def test_text_encoder_is_shared(spec):
     shared = {id(w) for w in text.trainable_weights}
     assert shared <= {id(w) for w in q.trainable_weights}
     assert shared <= {id(w) for w in c.trainable_weights}
+
+
+def test_catalog_without_categories(spec, make_batch):
+    # UCI Online Retail has no categories: the tower leaves the feature out instead of failing.
+    inputs = pick(make_batch(3), features.CANDIDATE_FEATURES)
+    tower = candidate_tower.build_candidate_tower(
+        spec.items, [], spec.text_length, DIM, 8, text_encoder=tiny_text_encoder(spec)
+    )
+    assert "category_lookup" not in [layer.name for layer in tower.layers]
+    assert_unit_norm(tower(inputs).numpy())

@@ -100,14 +100,17 @@ def build_candidate_tower(
     if use_category_and_price:
         # "" (unknown category) is dropped from the vocabulary so it shares the OOV bucket.
         known = [c for c in categories if c]
-        category = tf.keras.layers.StringLookup(
-            vocabulary=known, num_oov_indices=1, name="category_lookup"
-        )(inputs[features.ITEM_CATEGORY])
-        parts.append(
-            tf.keras.layers.Embedding(len(known) + 1, id_embedding_dim, name="category_embedding")(
-                category
+        # A catalog without categories (UCI Online Retail) has nothing to embed: the feature is
+        # left out rather than given an empty vocabulary, which StringLookup refuses.
+        if known:
+            category = tf.keras.layers.StringLookup(
+                vocabulary=known, num_oov_indices=1, name="category_lookup"
+            )(inputs[features.ITEM_CATEGORY])
+            parts.append(
+                tf.keras.layers.Embedding(
+                    len(known) + 1, id_embedding_dim, name="category_embedding"
+                )(category)
             )
-        )
         parts.append(tf.keras.layers.Reshape((1,), name="price")(inputs[features.ITEM_PRICE]))
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="item_features")(parts)
     for i, units in enumerate(hidden_units):
