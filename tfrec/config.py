@@ -115,7 +115,7 @@ class TrainConfig:
 class EvalConfig:
     ks: tuple = (10, 50, 100)
     exclude_seen: bool = False  # drop items the user interacted with before from the ranking
-    baselines: tuple = ("most_popular", "id_two_tower", "als")
+    baselines: tuple = ("most_popular", "buy_again", "id_two_tower", "als")
     max_examples: Optional[int] = None  # cap on test examples (None: all)
 
 

@@ -13,7 +13,7 @@ from tfrec import inference, precision
 from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
-from tfrec.models import builders
+from tfrec.models import builders, repeat_prior
 from tfrec.training import callbacks, distribution
 from tfrec.training import workdir as workdir_lib
 
@@ -31,24 +31,46 @@ def build_model(config: config_lib.Config, prepared, kind: str):
     )
 
 
-def validation_recall_fn(prepared, k: int = 50):
-    """Returns model -> Recall@k on a fixed sample of validation queries (full catalog)."""
-    queries = prepared.validation
-    n = len(queries.user_id)
-    rng = np.random.default_rng(0)
-    keep = np.sort(rng.choice(n, size=min(n, _VALIDATION_QUERIES), replace=False))
-    sample = queries.subset(keep)
-    relevant = [prepared.catalog_index(r) for r in sample.relevant]
+class ValidationSample:
+    """A fixed sample of validation queries, scored against the full catalog.
 
-    def recall(model) -> float:
-        items = inference.item_embeddings(model.candidate_model, prepared.table)
-        q = inference.query_embeddings(model.query_model, sample, prepared.spec)
+    Used for early stopping (Recall@50) and to tune the repeat prior; never the test split.
+    """
+
+    def __init__(self, prepared, size: int = _VALIDATION_QUERIES):
+        queries = prepared.validation
+        rng = np.random.default_rng(0)
+        keep = np.sort(rng.choice(len(queries), size=min(len(queries), size), replace=False))
+        self.prepared = prepared
+        self.queries = queries.subset(keep)
+        self.relevant = [prepared.catalog_index(r) for r in self.queries.relevant]
+        self.history_index = prepared.catalog_index(self.queries.history_item_ids)
+
+    def _evaluate(self, score, prior, ks) -> dict:
         result = protocol.evaluate(
-            inference.dot_score_fn(q, items), relevant, len(items), ks=(k,)
+            prior.apply(score, self.history_index), self.relevant, len(self.prepared.table), ks=ks
         )
-        return float(result.metrics["all"][f"recall@{k}"])
+        return result.metrics["all"]
 
-    return recall
+    def _score(self, model):
+        items = inference.item_embeddings(model.candidate_model, self.prepared.table)
+        q = inference.query_embeddings(model.query_model, self.queries, self.prepared.spec)
+        return inference.dot_score_fn(q, items)
+
+    def recall(self, model, k: int = 50) -> float:
+        """Recall@k of the model's own scores (no repeat prior): the early-stopping signal."""
+        metrics = self._evaluate(self._score(model), repeat_prior.RepeatPrior(), (k,))
+        return float(metrics[f"recall@{k}"])
+
+    def tune_prior(self, model) -> tuple:
+        """Chooses the repeat prior maximizing Recall@50 + NDCG@10 on this sample."""
+        score = self._score(model)
+
+        def value(prior):
+            metrics = self._evaluate(score, prior, (10, 50))
+            return float(metrics["recall@50"] + metrics["ndcg@10"])
+
+        return repeat_prior.tune(value)
 
 
 def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec") -> dict:
@@ -93,11 +115,12 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         repeat=tc.steps_per_epoch is not None,
         drop_remainder=True,
     )
+    validation = ValidationSample(prepared)
     state = callbacks.TrainingState(wd, model, optimizer)
     initial_epoch = state.restore()
     cbs = [
         callbacks.LearningRateLogger(),
-        callbacks.ValidationRecall(validation_recall_fn(prepared), state, tc.early_stopping_patience),
+        callbacks.ValidationRecall(validation.recall, state, tc.early_stopping_patience),
         tf.keras.callbacks.TensorBoard(
             log_dir=str(wd.tb), histogram_freq=tc.histogram_freq, update_freq="epoch",
             profile_batch=0,
@@ -130,6 +153,11 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         "examples_per_second": (epochs_run * steps * batch_size / seconds) if seconds and epochs_run else None,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
     }
+    if kind == "tfrec":
+        prior, tried = validation.tune_prior(model)
+        prior.save(wd.repeat_prior)
+        summary["repeat_prior"] = {"beta": prior.beta, "decay": prior.decay, "tried": tried}
+        print(f"repeat prior (tuned on validation): beta={prior.beta} decay={prior.decay}")
     config_lib.write_text_atomic(wd.history, json.dumps(summary, indent=2))
     if kind == "tfrec":
         callbacks.write_projector(wd.tb, model, prepared)

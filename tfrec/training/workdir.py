@@ -27,6 +27,7 @@ class Workdir:
     tb = property(lambda self: self.root / "tb")
     metrics = property(lambda self: self.root / "metrics.json")
     history = property(lambda self: self.root / "history.json")
+    repeat_prior = property(lambda self: self.root / "repeat_prior.json")
 
     def baseline(self, name: str) -> Workdir:
         return Workdir(self.root / "baselines" / name)
