@@ -66,6 +66,72 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from tfrec.exporting import run
+
+    result = run.export(
+        args.workdir, args.export_dir, version=args.version, model_name=args.model_name,
+        add_items=args.add_items, with_text=not args.no_text,
+        with_compressed=args.with_compressed,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    from tfrec.exporting import remote
+
+    recent, events = remote.parse_recent(args.recent, args.events)
+    rows = remote.recommend(
+        args.server, args.user, recent, events, query=args.query, k=args.k, rest=args.rest,
+        model_name=args.model_name, signature=args.signature,
+    )
+    print(remote.format_rows(rows))
+    return 0
+
+
+def _add_export_commands(sub) -> None:
+    exp = sub.add_parser("export", help="write TF Serving SavedModel versions of a trained run")
+    exp.add_argument("--workdir", required=True)
+    exp.add_argument("--export-dir", required=True, help="model base path a server watches")
+    exp.add_argument("--version", type=int, help="version number (default: newest + 1)")
+    exp.add_argument("--model-name", default="tfrec")
+    exp.add_argument("--add-items", help="CSV of new items (item_id,title[,description,...])")
+    exp.add_argument("--no-text", action="store_true", help="skip the query-text model")
+    exp.add_argument("--with-compressed", action="store_true",
+                     help="also export the SavedModels under <workdir>/compression")
+    exp.set_defaults(func=cmd_export)
+    rec = sub.add_parser("recommend", help="ask a running server for recommendations")
+    rec.add_argument("--server", required=True, help="HOST:PORT (gRPC, or REST with --rest)")
+    rec.add_argument("--user", required=True)
+    rec.add_argument("--recent", default="", help="recent item ids, most recent first: i1,i2")
+    rec.add_argument("--events", help="event type per recent item, or one for all (view)")
+    rec.add_argument("--query", help="search text (uses the <model-name>_text model)")
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--rest", action="store_true", help="use REST instead of gRPC")
+    rec.add_argument("--model-name", default="tfrec")
+    rec.add_argument("--signature", default="recommend", choices=["recommend", "retrieve"])
+    rec.set_defaults(func=cmd_recommend)
+
+
+def cmd_compress(args) -> int:
+    from tfrec.compression import run
+
+    result = run.compress_workdir(
+        args.workdir,
+        sparsities=args.sparsity or run.DEFAULT_SPARSITIES,
+        fine_tune_steps=args.fine_tune_steps,
+        qat_steps=args.qat_steps,
+        latency_calls=args.latency_calls,
+        batch_size=args.batch_size,
+    )
+    print(f"wrote {result['workdir']}/compression/report.md and report.json")
+    for t in result["targets"]:
+        met = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        print(f"  {t['variant']}: {t['target']}: {met} (measured {t['measured']})")
+    return 0
+
+
 def build_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrec", description="Real-time personalized e-commerce recommendation on TensorFlow."
@@ -99,11 +165,30 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)
+    _add_export_commands(sub)
+    comp = sub.add_parser("compress", help="pruned, QAT and int8 variants with a size/quality/"
+                          "latency report in <workdir>/compression")
+    comp.add_argument("--workdir", required=True, help="a trained run directory")
+    comp.add_argument("--sparsity", type=float, action="append", default=[],
+                      help="pruning target in (0, 1), repeatable (default: 0.5 and 0.8)")
+    comp.add_argument("--fine-tune-steps", type=int, default=100,
+                      help="fine-tuning steps per pruned variant (default 100)")
+    comp.add_argument("--qat-steps", type=int, default=None,
+                      help="fine-tuning steps of the QAT variants (default: --fine-tune-steps)")
+    comp.add_argument("--latency-calls", type=int, default=100,
+                      help="timed calls per variant and batch size (default 100)")
+    comp.add_argument("--batch-size", type=int, default=64,
+                      help="requests per batched latency call (default 64)")
+    comp.set_defaults(func=cmd_compress)
     serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
     if argv and argv[0] == "serve":
         # The server imports TensorFlow (seconds): only when it is the command being run.
         from tfrec.serving import server
 
+        try:  # `tfrec export` writes a `<name>_text` model: its tokenizer needs TF Text's ops
+            import tensorflow_text  # noqa: F401
+        except ImportError:
+            pass
         server.add_arguments(serve)
         serve.set_defaults(func=server.run)
     return parser

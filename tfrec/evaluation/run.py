@@ -1,4 +1,4 @@
-"""`tfrec evaluate`: tfrec and its baselines on the test split, by one protocol, in one run."""
+"""`tfrec evaluate`: tfrec, its baselines and the two-stage pipeline on the test split."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from tfrec import inference
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import baselines as baselines_lib
 from tfrec.evaluation import protocol, report
+from tfrec.models import repeat_prior
+from tfrec.ranking import training as ranking_training
+from tfrec.ranking import two_stage
 from tfrec.training import trainer
 from tfrec.training import workdir as workdir_lib
 
@@ -23,7 +26,12 @@ def _model_scorer(model, prepared):
 
 
 def evaluate_workdir(workdir, prepared=None) -> dict:
-    """Evaluates a trained workdir and its baselines; writes `metrics.json`, prints a table."""
+    """Evaluates a trained workdir and its baselines; writes `metrics.json`, prints tables.
+
+    When the workdir holds a ranker, `metrics.json` also gets a `two_stage` section
+    (`two_stage.evaluate_two_stage`: retrieval-only against retrieve-then-rank on the same
+    test queries) and a side-by-side table is printed.
+    """
     wd = workdir_lib.Workdir(workdir)
     config = wd.load_config()
     if prepared is None:
@@ -38,8 +46,22 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
         "cold_users": (np.array([u not in known_users for u in test.user_id]), None),
     }
 
-    scorers = {"tfrec": _model_scorer(trainer.load_trained(config, wd.root, prepared), prepared)}
+    model = trainer.load_trained(config, wd.root, prepared)
+    history_index = prepared.catalog_index(test.history_item_ids)
+    prior = repeat_prior.RepeatPrior.load(wd.repeat_prior)
+    own = _model_scorer(model, prepared)
+    # tfrec's score is the two-tower's plus the repeat prior tuned on validation; the tower
+    # alone is reported too, so the prior's share of the result is visible.
+    scorers = {"tfrec": prior.apply(own, history_index), "tfrec_towers_only": own}
     names = config.eval.baselines
+    if "buy_again" in names:
+        # Recency-weighted recent events, popularity breaking ties: the "buy it again" heuristic.
+        train_index = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
+        counts = np.bincount(train_index[train_index >= 0], minlength=num_items)
+        tie_break = (counts / max(1, counts.max()) * 1e-3).astype(np.float32)
+        scorers["buy_again"] = repeat_prior.RepeatPrior(1.0, 0.9).apply(
+            lambda s, e: np.broadcast_to(tie_break, (e - s, num_items)).copy(), history_index
+        )
     if "id_two_tower" in names and wd.baseline("id_two_tower").best.exists():
         base = trainer.load_trained(
             config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
@@ -82,10 +104,17 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
         "split": prepared.split.report(),
         "models": {name: r.to_dict() for name, r in results.items()},
     }
+    if ranking_training.has_ranker(wd.root):
+        ranker = ranking_training.load_ranker(config, wd.root, prepared, model)
+        out["two_stage"] = two_stage.evaluate_two_stage(config, prepared, model, ranker, test)
     config_lib.write_text_atomic(wd.metrics, json.dumps(out, indent=2, default=_json_default))
     for segment in ("all", "cold_items", "cold_users"):
         print(f"\n[{segment}]")
         print(report.format_table(results, segment=segment))
+    if "two_stage" in out:
+        print(two_stage.format_comparison(out["two_stage"]))
+    else:
+        print(f"\n[two-stage] skipped: workdir `{wd.root}` holds no trained ranker")
     return out
 
 

@@ -42,6 +42,35 @@ def _recent_events(recent_events) -> list:
     return events
 
 
+def combined_score(outputs: Mapping, head_weights: Mapping[str, float]) -> np.ndarray:
+    """The ranking score of each row: weighted sum of head probabilities.
+
+    A binary head contributes sigmoid(logit); a regression head (examples.REGRESSION_HEADS)
+    its raw prediction. Offline evaluation calls this too, so it ranks exactly as served.
+
+    Args:
+        outputs: dict head -> logits or predictions [batch] or [batch, 1].
+        head_weights: dict head -> float. Every head of `outputs` must have a weight.
+
+    Returns:
+        float64 array [batch].
+
+    Example:
+        >>> combined_score({"view": np.array([[0.0]])}, {"view": 2.0})
+        array([1.])
+    """
+    missing = sorted(set(outputs) - set(head_weights))
+    if missing:
+        raise ValueError(f"`head_weights` must weigh every head, missing {missing}")
+    total = 0.0
+    for head in sorted(outputs):
+        value = np.asarray(outputs[head], np.float64).reshape(-1)
+        if head not in examples.REGRESSION_HEADS:
+            value = 1.0 / (1.0 + np.exp(-value))
+        total = total + float(head_weights[head]) * value
+    return np.asarray(total, np.float64)
+
+
 class Recommender:
     """Answers "what should this user see now?" with the two-stage pipeline.
 
@@ -134,14 +163,7 @@ class Recommender:
 
     def score(self, features_batch: dict) -> np.ndarray:
         """Combined scores [batch] of a features batch: weighted sum of head probabilities."""
-        outputs = self._predict(features_batch)
-        total = 0.0
-        for head in self.heads:
-            value = np.asarray(outputs[head], np.float64).reshape(-1)
-            if head not in examples.REGRESSION_HEADS:
-                value = 1.0 / (1.0 + np.exp(-value))
-            total = total + self.head_weights[head] * value
-        return np.asarray(total, np.float64)
+        return combined_score(self._predict(features_batch), self.head_weights)
 
     def recommend(
         self,

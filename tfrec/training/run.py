@@ -1,4 +1,4 @@
-"""`tfrec train`: the retrieval model and its trained baseline, on one prepared dataset."""
+"""`tfrec train`: the retrieval model, its ranker and its trained baseline, on one dataset."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import json
 
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
+from tfrec.ranking import training as ranking_training
 from tfrec.training import trainer
 from tfrec.training import workdir as workdir_lib
 
 
 def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepared=None) -> dict:
-    """Trains tfrec's model, then (if configured) the id-only two-tower baseline beside it.
+    """Trains tfrec's retrieval model, its ranker, then the id-only two-tower baseline.
 
-    Both read the same prepared data, so their numbers compare like for like.
+    All read the same prepared data, so their numbers compare like for like. The ranker
+    (`<workdir>/ranking`) learns from the best retrieval model's own candidates, so it is
+    trained after it; the baseline is trained when `eval.baselines` names `id_two_tower`.
     """
     wd = workdir_lib.Workdir(workdir)
     wd.claim(config)  # before the data is read: a wrong workdir fails fast
@@ -21,12 +24,21 @@ def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepar
         prepared = prepared_lib.prepare(config)
     print(json.dumps({"split": prepared.split.report()}, indent=2, default=str))
     summaries = {"tfrec": trainer.train(config, wd.root, prepared, kind="tfrec")}
+    retrieval = trainer.load_trained(config, wd.root, prepared)
+    ranker = ranking_training.train_ranker(config, wd.root, prepared, retrieval)
     if baselines and "id_two_tower" in config.eval.baselines:
         summaries["id_two_tower"] = trainer.train(
             config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
         )
     for name, s in summaries.items():
-        print(f"{name}: best val recall@50 {s['best_validation_recall@50']:.4f} "
-              f"(epoch {s['best_epoch']}), {s['examples_per_second'] or 0:.0f} examples/s, "
-              f"{s['seconds']:.0f}s")
+        print(
+            f"{name}: best val recall@50 {s['best_validation_recall@50']:.4f} "
+            f"(epoch {s['best_epoch']}), {s['examples_per_second'] or 0:.0f} examples/s, "
+            f"{s['seconds']:.0f}s"
+        )
+    print(
+        f"ranker: best validation score {ranker.get('best_validation_score', float('nan')):.4f} "
+        f"(epoch {ranker.get('best_epoch')}), {ranker['epochs_run']} epochs run"
+    )
+    summaries["ranker"] = ranker
     return summaries

@@ -1,0 +1,156 @@
+"""The exported signatures against the in-process Keras towers, ranker and Recommender."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.exporting.conftest import request
+from tfrec import features
+from tfrec.ranking import recommender as recommender_lib
+
+
+def _call(fn, inputs):
+    out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def served(run):
+    return tf.saved_model.load(run.result["models"]["tfrec"]).signatures
+
+
+def _keras_scores(run, user, events, hour=12, day=2):
+    """Query-tower scores of one request against the catalog, computed with NumPy padding."""
+    spec = run.prepared.spec
+    seen = events[: spec.max_history]
+    pad = spec.max_history - len(seen)
+    batch = {
+        features.USER_ID: tf.constant([user]),
+        features.HISTORY_ITEM_IDS: tf.constant([[i for i, _ in seen] + [""] * pad]),
+        features.HISTORY_EVENT_TYPES: tf.constant([[e for _, e in seen] + [""] * pad]),
+        features.HOUR_OF_DAY: tf.constant([hour], tf.int32),
+        features.DAY_OF_WEEK: tf.constant([day], tf.int32),
+        features.QUERY_TOKEN_IDS: tf.zeros([1, spec.query_text_length], tf.int32),
+    }
+    query = run.model.query_model(batch, training=False).numpy()[0]
+    return run.trained.catalog.vectors @ query
+
+
+def _events(run, n, offset=0):
+    items = run.trained.catalog.item_ids
+    types = ["view", "cart", "purchase"]
+    return [(items[offset + i], types[i % 3]) for i in range(n)]
+
+
+def test_retrieve_matches_keras_top_k_with_ragged_histories(run, served):
+    spec = run.prepared.spec
+    histories = [_events(run, spec.max_history + 3), _events(run, 2, 7), []]
+    users = [spec.users[0], spec.users[1], "never-seen-user"]
+    out = _call(served["retrieve"], request(users, histories, k=8))
+    assert out["item_ids"].shape == (3, 8) and out["scores"].dtype == np.float32
+    ids = run.trained.catalog.item_ids
+    for row, (user, events) in enumerate(zip(users, histories, strict=True)):
+        scores = _keras_scores(run, user, events)
+        expected = ids[np.argsort(-scores, kind="stable")[:8]]
+        assert [x.decode() for x in out["item_ids"][row]] == list(expected)
+        np.testing.assert_allclose(out["scores"][row], np.sort(scores)[::-1][:8], atol=1e-5)
+        titles = run.trained.catalog.titles[np.argsort(-scores, kind="stable")[:8]]
+        assert [t.decode() for t in out["titles"][row]] == list(titles)
+
+
+def test_oov_history_items_and_empty_batch_width(run, served):
+    out = _call(served["retrieve"], request(["nobody"], [[("no-such-item", "zap")]], k=3))
+    assert out["item_ids"].shape == (1, 3) and all(out["item_ids"][0])
+    empty = _call(served["retrieve"], request(["nobody", "u?"], [[], []], k=3))
+    assert empty["item_ids"].shape == (2, 3)
+
+
+def test_exclude_recent_drops_every_recent_item(run, served):
+    user = run.prepared.spec.users[0]
+    plain = _call(served["retrieve"], request([user], [[]], k=5))
+    top = [i.decode() for i in plain["item_ids"][0][:2]]
+    events = [(top[0], "view"), (top[1], "cart")]
+    kept = _call(served["retrieve"], request([user], [events], k=10))
+    dropped = _call(served["retrieve"], request([user], [events], k=10, exclude_recent=True))
+    dropped_ids = [i.decode() for i in dropped["item_ids"][0]]
+    assert not set(top) & set(dropped_ids)
+    assert len(set(dropped_ids)) == 10
+    assert kept["item_ids"].shape == dropped["item_ids"].shape
+
+
+def test_rank_matches_the_ranking_network(run, served):
+    spec = run.prepared.spec
+    catalog = run.trained.catalog
+    candidates = list(catalog.item_ids[:4]) + ["unknown-item"]
+    events = _events(run, 3, 10)
+    inputs = request([spec.users[0]], [events])
+    inputs = {k: v for k, v in inputs.items() if k not in ("k", "exclude_recent")}
+    inputs["item_ids"] = np.asarray([candidates], object)
+    out = _call(served["rank"], inputs)
+    pad = spec.max_history - len(events)
+    rows = catalog.item_ids.tolist()
+    batch = {
+        features.USER_ID: tf.constant([spec.users[0]] * 5),
+        features.ITEM_ID: tf.constant(candidates),
+        features.HOUR_OF_DAY: tf.fill([5], 12),
+        features.DAY_OF_WEEK: tf.fill([5], 2),
+        features.HISTORY_ITEM_IDS: tf.constant([[i for i, _ in events] + [""] * pad] * 5),
+        features.HISTORY_EVENT_TYPES: tf.constant([[e for _, e in events] + [""] * pad] * 5),
+        features.ITEM_CATEGORY: tf.constant(
+            [catalog.categories[rows.index(c)] if c in rows else "" for c in candidates]
+        ),
+        features.ITEM_PRICE: tf.constant(
+            [catalog.prices[rows.index(c)] if c in rows else 0.0 for c in candidates]
+        ),
+    }
+    weights = {h: 1.0 for h in run.ranker.heads}
+    expected = recommender_lib.combined_score(run.ranker.network(batch), weights)
+    np.testing.assert_allclose(out["scores"][0], expected, rtol=1e-5, atol=1e-6)
+    for head in run.ranker.heads:
+        assert out[f"{head}_scores"].shape == (1, 5)
+
+
+def test_recommend_matches_in_process_recommender(run, served):
+    spec, catalog, config = run.prepared.spec, run.trained.catalog, run.config
+
+    def retrieve_fn(user_id, item_ids, event_types, query_text, n):
+        scores = _keras_scores(run, user_id, list(zip(item_ids, event_types, strict=True)))
+        order = np.argsort(-scores, kind="stable")[:n]
+        return catalog.item_ids[order], scores[order]
+
+    rec = recommender_lib.Recommender(
+        retrieve_fn,
+        run.ranker,
+        catalog.item_ids,
+        catalog.categories,
+        catalog.vectors,
+        retrieve_n=config.recommend.retrieve_n,
+        exclude_event_types=config.recommend.exclude_event_types,
+        item_prices=catalog.prices,
+    )
+    # 2024-01-03 is a Wednesday (day 2); 12:00 UTC.
+    now = datetime.datetime(2024, 1, 3, 12, tzinfo=datetime.UTC)
+    for user, events in [(spec.users[0], _events(run, 4, 3)), ("nobody", [])]:
+        expected = [r["item_id"] for r in rec.recommend(user, events, k=6, now=now)]
+        out = _call(served["recommend"], request([user], [events], k=6))
+        assert [i.decode() for i in out["item_ids"][0]] == expected
+
+
+def test_recommend_never_reshows_purchases_and_reacts_to_new_events(run, served):
+    user = run.prepared.spec.users[0]
+    first = _call(served["recommend"], request([user], [[]], k=5))
+    top = [i.decode() for i in first["item_ids"][0]]
+    bought = _call(served["recommend"], request([user], [[(top[0], "purchase")]], k=5))
+    assert top[0] not in [i.decode() for i in bought["item_ids"][0]]
+    # Real time: one more recent event in the request changes the list at once.
+    viewed = _call(served["recommend"], request([user], [[(top[0], "view")]], k=5))
+    assert viewed["item_ids"][0].tolist() != first["item_ids"][0].tolist()
+
+
+def test_k_must_be_positive(served):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`k` must be >= 1"):
+        _call(served["retrieve"], request(["u"], [[]], k=0))

@@ -1,0 +1,164 @@
+"""`tfrec export`: a trained workdir to new SavedModel versions in TF Serving's layout."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+from tfrec import config as config_lib
+from tfrec import errors
+from tfrec.exporting import add_items as add_items_lib
+from tfrec.exporting import index as index_lib
+from tfrec.exporting import server_configs, signatures, warmup, writer
+from tfrec.training import workdir as workdir_lib
+
+TEXT_SUFFIX = "_text"  # the variant whose signatures take `query_text` (needs TF Text ops)
+
+
+@dataclasses.dataclass
+class Trained:
+    """What an export reads from a workdir (tests pass it directly to skip reloading)."""
+
+    config: config_lib.Config
+    spec: object  # FeatureSpec
+    query_model: object
+    candidate_model: object
+    ranker: Optional[object]  # the ranking network, or None
+    catalog: index_lib.ItemIndex
+
+
+def load(workdir) -> Trained:
+    """Loads the config, retrieval towers, ranker (when trained) and catalog index."""
+    from tfrec.data import prepared as prepared_lib
+    from tfrec.ranking import training as ranking_training
+    from tfrec.training import trainer
+
+    config = workdir_lib.Workdir(workdir).load_config()
+    prepared = prepared_lib.prepare(config)
+    model = trainer.load_trained(config, workdir, prepared)
+    ranker = None
+    if ranking_training.has_ranker(workdir):
+        ranker = ranking_training.load_ranker(config, workdir, prepared, model).network
+    return Trained(
+        config=config,
+        spec=prepared.spec,
+        query_model=model.query_model,
+        candidate_model=model.candidate_model,
+        ranker=ranker,
+        catalog=index_lib.from_table(model.candidate_model, prepared.table),
+    )
+
+
+def compressed_variants(workdir) -> dict:
+    """Variant name -> SavedModel folder, for every SavedModel under `<workdir>/compression`."""
+    root = Path(workdir) / "compression"
+    found = {}
+    for pb in sorted(root.rglob("saved_model.pb")) if root.is_dir() else []:
+        folder = pb.parent
+        # `<name>/<version>/saved_model.pb` is named after <name>; a bare folder after itself.
+        named = folder.parent if folder.name.isdigit() else folder
+        key = named.relative_to(root).as_posix().replace("/", "_") or "compressed"
+        found.setdefault(key, folder)
+    return found
+
+
+def export(
+    workdir,
+    export_dir,
+    version: Optional[int] = None,
+    model_name: str = "tfrec",
+    add_items: Optional[os.PathLike | str] = None,
+    with_text: bool = True,
+    with_compressed: bool = False,
+    trained: Optional[Trained] = None,
+) -> dict:
+    """Writes one new version of each served model of `workdir` under `export_dir`.
+
+    Models: `<model_name>` (retrieve, rank, recommend; core TF ops only),
+    `<model_name>_text` (the same with `query_text`; needs TF Text's ops) and, with
+    `with_compressed`, `<model_name>_<variant>` copies of the SavedModels under
+    `<workdir>/compression`. Each version is written beside its final folder and renamed in.
+    Then models.config, batching_parameters.txt and monitoring.config are rewritten.
+
+    Args:
+        workdir: path. A trained run.
+        export_dir: path. The model base path a server watches.
+        version: int or None. The version number; None: newest existing + 1.
+        model_name: str. Defaults to "tfrec".
+        add_items: path or None. A CSV of new items (see `add_items.read_items`) appended to
+            the index of the newest existing version, embedded by the item tower.
+        with_text: bool. Also export the `_text` model. Defaults to True.
+        with_compressed: bool. Also export compressed variants. Defaults to False.
+        trained: Trained or None. Reused instead of loading `workdir`.
+
+    Returns:
+        dict: version, model name -> version folder, number of items.
+    """
+    if not model_name or "/" in model_name or model_name.startswith("."):
+        raise errors.ConfigError(
+            f"`--model-name` must be a plain folder name, received {model_name!r}"
+        )
+    export_dir = Path(export_dir)
+    trained = trained or load(workdir)
+    names = [model_name] + ([model_name + TEXT_SUFFIX] if with_text else [])
+    variants = compressed_variants(workdir) if with_compressed else {}
+    if with_compressed and not variants:
+        raise errors.WorkdirError(
+            f"`--with-compressed`: expected SavedModels under `{Path(workdir) / 'compression'}`, "
+            "found none; run `tfrec compress` first"
+        )
+    names += [f"{model_name}_{v}" for v in variants]
+    version = writer.next_version(export_dir, names) if version is None else version
+    writer.check_version(version, export_dir, names)
+    catalog = trained.catalog
+    if add_items is not None:
+        catalog = _with_new_items(trained, export_dir / model_name, add_items)
+    spec, config = trained.spec, trained.config
+    info = {"version": version, "workdir": str(workdir), "num_items": len(catalog)}
+    written = {}
+    for name in names[: 2 if with_text else 1]:
+        text = name.endswith(TEXT_SUFFIX)
+        module = signatures.ServingModule(
+            trained.query_model,
+            catalog,
+            spec.max_history,
+            spec.query_text_length,
+            ranker=trained.ranker,
+            tokenizer=spec.tokenizer(spec.query_text_length) if text else None,
+            head_weights=dict(config.ranking.loss_weights) if trained.ranker is not None else None,
+            retrieve_n=config.recommend.retrieve_n,
+            exclude_event_types=config.recommend.exclude_event_types,
+        )
+        requests = warmup.sample_requests(
+            module.signatures(), spec.users, catalog.item_ids, with_text=text
+        )
+        written[name] = writer.write_atomically(
+            export_dir / name,
+            version,
+            lambda tmp, m=module, n=name, r=requests: writer.save_module(
+                tmp, m, n, r, config, spec, catalog, dict(info, text=n.endswith(TEXT_SUFFIX))
+            ),
+        )
+    for variant, source in variants.items():
+        name = f"{model_name}_{variant}"
+        written[name] = writer.write_atomically(
+            export_dir / name, version, lambda tmp, s=source: writer.copy_saved_model(s, tmp)
+        )
+    server_configs.write(export_dir)
+    return {
+        "version": version,
+        "models": {k: str(v) for k, v in written.items()},
+        "num_items": len(catalog),
+    }
+
+
+def _with_new_items(trained: Trained, model_dir: Path, csv_path) -> index_lib.ItemIndex:
+    """The newest served index (or the catalog) plus the CSV's items, embedded by the tower."""
+    existing = writer.versions(model_dir)
+    base = trained.catalog
+    if existing:
+        base = index_lib.ItemIndex.load(model_dir / str(existing[-1]) / writer.TFREC_ASSETS)
+    items = add_items_lib.read_items(csv_path, known_ids=base.item_ids)
+    return base.extend(add_items_lib.embed_items(items, trained.spec, trained.candidate_model))

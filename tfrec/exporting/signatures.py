@@ -1,0 +1,328 @@
+"""The exported tf.Module: `retrieve`, `rank` and `recommend` signatures over raw request fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec import errors, features
+from tfrec.exporting import index as index_lib
+from tfrec.exporting import request_ops as ops
+from tfrec.exporting import tracking
+from tfrec.ranking import examples as ranking_examples
+
+RETRIEVE, RANK, RECOMMEND = "retrieve", "rank", "recommend"
+_STRING_ROWS = tf.TensorSpec([None], tf.string)
+_STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
+_INT_ROWS = tf.TensorSpec([None], tf.int32)
+_SCALAR_INT = tf.TensorSpec([], tf.int32)
+_SCALAR_BOOL = tf.TensorSpec([], tf.bool)
+
+
+def _string_variable(values: np.ndarray, name: str) -> tf.Variable:
+    # Variables, not constants: large catalogs go to variables/, not into saved_model.pb.
+    return tf.Variable(np.asarray(values, dtype=object).astype(bytes), trainable=False, name=name)
+
+
+class ServingModule(tf.Module):
+    """What TF Serving runs: the query tower, the precomputed item index and the ranker.
+
+    Every input is a raw request field; lookups, padding/truncation of the recent events to
+    `max_history` and (in the text variant) WordPiece tokenization of the query run in the
+    graph. Items are scored against `index.vectors`, so no item tower runs per request.
+
+    Signatures (batch = one row per request; recent events most recent first, "" = padding):
+        retrieve(user_id [b] str, history_item_ids [b, any] str, history_event_types [b, any]
+            str, hour_of_day [b] int32, day_of_week [b] int32, k int32 scalar, exclude_recent
+            bool scalar[, query_text [b] str]) -> item_ids [b, k] str, titles [b, k] str,
+            scores [b, k] float32. `exclude_recent` drops every recent item.
+        rank(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week as above,
+            item_ids [b, n] str) -> scores [b, n] (weighted sum of head probabilities) and
+            `<head>_scores` [b, n] per head (probability; raw prediction for `rating`).
+        recommend(same inputs as retrieve) -> as retrieve: top `retrieve_n` retrieved, ranked,
+            recent items of `exclude_event_types` (all recent items with `exclude_recent`)
+            dropped, top k. Slots with nothing left to show hold item_id "" and the lowest
+            float32 score.
+
+    Args:
+        query_model: tf.keras.Model. The query tower (features.QUERY_FEATURES -> [b, dim]).
+        index: ItemIndex. The servable items and their vectors.
+        max_history: int. Recent events the towers see (FeatureSpec.max_history).
+        query_text_length: int. Query tokens (FeatureSpec.query_text_length).
+        ranker: tf.keras.Model or None. The ranking network (RANKING_FEATURES -> dict head ->
+            [b, 1] logits). None: only `retrieve`.
+        tokenizer: keras-nlp tokenizer or None. When set, retrieve and recommend take
+            `query_text` and the SavedModel needs TF Text's ops to load.
+        head_weights: dict head -> float or None. Weights of the combined rank score (missing
+            heads weigh 1), as in tfrec.ranking.Recommender.
+        retrieve_n: int. Candidates `recommend` ranks. Defaults to 200.
+        exclude_event_types: list of str. Recent event types `recommend` never re-shows.
+            Defaults to ("purchase",).
+    """
+
+    def __init__(
+        self,
+        query_model: tf.keras.Model,
+        index: index_lib.ItemIndex,
+        max_history: int,
+        query_text_length: int,
+        ranker: Optional[tf.keras.Model] = None,
+        tokenizer=None,
+        head_weights: Optional[Mapping[str, float]] = None,
+        retrieve_n: int = 200,
+        exclude_event_types: Sequence[str] = ("purchase",),
+    ):
+        super().__init__(name="tfrec_serving")
+        if isinstance(retrieve_n, bool) or not isinstance(retrieve_n, int) or retrieve_n < 1:
+            raise errors.ConfigError(
+                f"`retrieve_n` must be a positive int, received {retrieve_n!r}"
+            )
+        dim = int(query_model.output.shape[-1])
+        if dim != index.dim:
+            raise errors.ConfigError(
+                f"`index.vectors` must have the query tower's dim {dim}, received {index.dim}"
+            )
+        self._models = tracking.Untracked((query_model, ranker, tokenizer))
+        self.model_state = tracking.state_of(query_model, ranker, tokenizer)
+        self.max_history = int(max_history)
+        self.query_text_length = int(query_text_length)
+        self.retrieve_n = retrieve_n
+        self.exclude_event_types = tuple(exclude_event_types)
+        self.heads = tuple(sorted(ranker.output)) if ranker is not None else ()
+        weights = dict(head_weights or {})
+        unknown = sorted(set(weights) - set(self.heads))
+        if unknown:
+            raise errors.ConfigError(
+                f"`head_weights` keys must be heads {self.heads}, received {unknown}"
+            )
+        self.head_weights = {h: float(weights.get(h, 1.0)) for h in self.heads}
+        self.num_items = len(index)
+        self.item_ids = _string_variable(index.item_ids, "item_ids")
+        self.titles = _string_variable(index.titles, "titles")
+        self.categories = _string_variable(index.categories, "categories")
+        self.prices = tf.Variable(index.prices, trainable=False, name="prices")
+        self.vectors = tf.Variable(index.vectors, trainable=False, name="item_vectors")
+        self.row_of = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(index.item_ids.astype(bytes)), tf.range(len(index), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self._build_functions()
+
+    query_model = property(lambda self: self._models.value[0])
+    ranker = property(lambda self: self._models.value[1])
+    tokenizer = property(lambda self: self._models.value[2])
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def _query_features(self, request: dict, query_text) -> dict:
+        batch = tf.shape(request["user_id"])[0]
+        if query_text is None:
+            # An all-zero query encodes to zero in the tower: "no search text".
+            tokens = tf.zeros([batch, self.query_text_length], tf.int32)
+        else:
+            tokens = tf.reshape(
+                tf.cast(self.tokenizer(query_text), tf.int32), [-1, self.query_text_length]
+            )
+        return {
+            features.USER_ID: request["user_id"],
+            features.HISTORY_ITEM_IDS: ops.fit_length(
+                request["history_item_ids"], self.max_history
+            ),
+            features.HISTORY_EVENT_TYPES: ops.fit_length(
+                request["history_event_types"], self.max_history
+            ),
+            features.HOUR_OF_DAY: request["hour_of_day"],
+            features.DAY_OF_WEEK: request["day_of_week"],
+            features.QUERY_TOKEN_IDS: tokens,
+        }
+
+    def _checks(self, request: dict) -> list:
+        batch = tf.shape(request["user_id"])[0]
+        checks = []
+        for name, value in request.items():
+            if name not in ("user_id", "k", "exclude_recent"):
+                checks += ops.check_batch(name, value, batch)
+        if "k" in request:
+            checks += ops.check_k(request["k"])
+        return checks
+
+    def _retrieval_scores(self, request: dict, query_text) -> tuple:
+        """Scores [b, num_items] with excluded recent items lowered, and history rows [b, L]."""
+        query = self.query_model(self._query_features(request, query_text), training=False)
+        scores = tf.matmul(tf.cast(query, tf.float32), self.vectors, transpose_b=True)
+        # Exclusion reads every recent event sent, also those beyond max_history.
+        rows = self.row_of.lookup(request["history_item_ids"])
+        scores = ops.exclude(scores, rows, tf.fill(tf.shape(rows), request["exclude_recent"]))
+        return scores, rows
+
+    def _retrieve(self, request: dict, query_text=None) -> dict:
+        with tf.control_dependencies(self._checks(request)):
+            scores, _ = self._retrieval_scores(request, query_text)
+            ids, titles, best = ops.top_k(scores, request["k"], self.item_ids, self.titles)
+        return {"item_ids": ids, "titles": titles, "scores": best}
+
+    def _rank(self, request: dict, candidates: tf.Tensor) -> dict:
+        """Per-head scores and their weighted sum, each [b, n], of candidate ids [b, n]."""
+        batch, n = tf.shape(candidates)[0], tf.shape(candidates)[1]
+        flat = tf.reshape(candidates, [-1])
+        rows = self.row_of.lookup(flat)
+        length = int(self.ranker.input[features.HISTORY_ITEM_IDS].shape[1])
+        inputs = {
+            features.USER_ID: tf.repeat(request["user_id"], n),
+            features.ITEM_ID: flat,
+            features.HOUR_OF_DAY: tf.repeat(request["hour_of_day"], n),
+            features.DAY_OF_WEEK: tf.repeat(request["day_of_week"], n),
+            features.HISTORY_ITEM_IDS: tf.repeat(
+                ops.fit_length(request["history_item_ids"], length), n, axis=0
+            ),
+            features.HISTORY_EVENT_TYPES: tf.repeat(
+                ops.fit_length(request["history_event_types"], length), n, axis=0
+            ),
+            features.ITEM_CATEGORY: ops.lookup_or(self.categories, rows, ""),
+            features.ITEM_PRICE: ops.lookup_or(self.prices, rows, 0.0),
+        }
+        logits = self.ranker(inputs, training=False)
+        out, total = {}, tf.zeros([batch, n], tf.float32)
+        for head in self.heads:
+            value = tf.reshape(tf.cast(logits[head], tf.float32), [batch, n])
+            if head not in ranking_examples.REGRESSION_HEADS:
+                value = tf.sigmoid(value)
+            out[f"{head}_scores"] = value
+            total += self.head_weights[head] * value
+        out["scores"] = total
+        return out
+
+    def _recommend(self, request: dict, query_text=None) -> dict:
+        with tf.control_dependencies(self._checks(request)):
+            scores, history_rows = self._retrieval_scores(request, query_text)
+            n = min(self.retrieve_n, self.num_items)
+            retrieved, candidate_rows = tf.math.top_k(scores, k=n)
+            candidates = tf.gather(self.item_ids, candidate_rows)
+            ranked = self._rank(request, candidates)["scores"]
+            types = request["history_event_types"]
+            types = tf.concat([types, tf.fill(tf.shape(history_rows), "")], axis=1)[
+                :, : tf.shape(history_rows)[1]
+            ]
+            excluded_type = tf.reduce_any(
+                tf.equal(types[:, :, None], tf.constant(self.exclude_event_types or ("",))[None]),
+                axis=-1,
+            )
+            if not self.exclude_event_types:
+                excluded_type = tf.zeros_like(excluded_type)
+            drop = ops.is_member(
+                candidate_rows,
+                history_rows,
+                tf.logical_or(excluded_type, request["exclude_recent"]),
+            )
+            drop = tf.logical_or(drop, retrieved <= ops.EXCLUDED_SCORE)
+            final = tf.where(drop, ops.EXCLUDED_SCORE, ranked)
+            ids, titles, best = ops.top_k(
+                final, request["k"], self.item_ids, self.titles, rows=candidate_rows
+            )
+        return {"item_ids": ids, "titles": titles, "scores": best}
+
+    # -- signatures ----------------------------------------------------------------------------
+
+    def _build_functions(self) -> None:
+        base = [_STRING_ROWS, _STRING_MATRIX, _STRING_MATRIX, _INT_ROWS, _INT_ROWS]
+        text = self.tokenizer is not None
+
+        def request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week):
+            return {
+                "user_id": user_id,
+                "history_item_ids": history_item_ids,
+                "history_event_types": history_event_types,
+                "hour_of_day": hour_of_day,
+                "day_of_week": day_of_week,
+            }
+
+        if text:
+
+            def retrieve(
+                user_id,
+                history_item_ids,
+                history_event_types,
+                hour_of_day,
+                day_of_week,
+                k,
+                exclude_recent,
+                query_text,
+            ):
+                r = request(
+                    user_id, history_item_ids, history_event_types, hour_of_day, day_of_week
+                )
+                return self._retrieve(dict(r, k=k, exclude_recent=exclude_recent), query_text)
+
+            def recommend(
+                user_id,
+                history_item_ids,
+                history_event_types,
+                hour_of_day,
+                day_of_week,
+                k,
+                exclude_recent,
+                query_text,
+            ):
+                r = request(
+                    user_id, history_item_ids, history_event_types, hour_of_day, day_of_week
+                )
+                return self._recommend(dict(r, k=k, exclude_recent=exclude_recent), query_text)
+
+            query_specs = [_SCALAR_INT, _SCALAR_BOOL, _STRING_ROWS]
+        else:
+
+            def retrieve(
+                user_id,
+                history_item_ids,
+                history_event_types,
+                hour_of_day,
+                day_of_week,
+                k,
+                exclude_recent,
+            ):
+                r = request(
+                    user_id, history_item_ids, history_event_types, hour_of_day, day_of_week
+                )
+                return self._retrieve(dict(r, k=k, exclude_recent=exclude_recent))
+
+            def recommend(
+                user_id,
+                history_item_ids,
+                history_event_types,
+                hour_of_day,
+                day_of_week,
+                k,
+                exclude_recent,
+            ):
+                r = request(
+                    user_id, history_item_ids, history_event_types, hour_of_day, day_of_week
+                )
+                return self._recommend(dict(r, k=k, exclude_recent=exclude_recent))
+
+            query_specs = [_SCALAR_INT, _SCALAR_BOOL]
+
+        def rank(
+            user_id, history_item_ids, history_event_types, hour_of_day, day_of_week, item_ids
+        ):
+            r = request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week)
+            with tf.control_dependencies(self._checks(dict(r, item_ids=item_ids))):
+                return self._rank(r, item_ids)
+
+        self.retrieve = tf.function(retrieve, input_signature=base + query_specs)
+        if self.ranker is not None:
+            self.rank = tf.function(rank, input_signature=base + [_STRING_MATRIX])
+            self.recommend = tf.function(recommend, input_signature=base + query_specs)
+
+    def signatures(self) -> dict:
+        """Signature name -> concrete function; `serving_default` is the full pipeline."""
+        found = {RETRIEVE: self.retrieve.get_concrete_function()}
+        if self.ranker is not None:
+            found[RANK] = self.rank.get_concrete_function()
+            found[RECOMMEND] = self.recommend.get_concrete_function()
+        found["serving_default"] = found.get(RECOMMEND, found[RETRIEVE])
+        return found

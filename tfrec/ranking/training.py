@@ -1,0 +1,241 @@
+"""Trains the DCN-v2 ranker on the retrieval stage's own candidates, into `workdir/ranking`."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec import config as config_lib
+from tfrec import errors, inference
+from tfrec.data import prepared as prepared_lib
+from tfrec.ranking import builder, dataset, sampling
+from tfrec.ranking import metrics as ranking_metrics
+from tfrec.ranking import model as model_lib
+from tfrec.training import callbacks
+from tfrec.training import workdir as workdir_lib
+
+# Cap on training positives: with the default 8 negatives each, 50k positives are 450k rows, an
+# epoch of ~30 s on 2 CPU cores. The demo's ~46k fit whole; the Online Retail training split
+# (~300k invoice lines) is subsampled by invoice.
+MAX_TRAIN_POSITIVES = 50_000
+_EVAL_BATCH = 4096
+
+
+def ranking_workdir(workdir) -> workdir_lib.Workdir:
+    """The ranker's part of a run: `<workdir>/ranking` (heads.json, checkpoints, best, history)."""
+    return workdir_lib.Workdir(Path(workdir) / "ranking")
+
+
+def heads_path(workdir) -> Path:
+    return ranking_workdir(workdir).root / "heads.json"
+
+
+def has_ranker(workdir) -> bool:
+    """Whether `workdir` holds a trained ranker (its heads and a best checkpoint)."""
+    best = ranking_workdir(workdir).best
+    return heads_path(workdir).is_file() and tf.train.latest_checkpoint(str(best)) is not None
+
+
+def selection_score(head_metrics: dict, loss_weights: dict) -> float:
+    """The validation number that picks the best epoch (higher is better).
+
+    The loss-weighted mean AUC of the binary heads that have both classes; with no such head
+    (e.g. a rating-only ranker), minus the mean RMSE of the regression heads.
+    """
+    aucs = [
+        (loss_weights.get(h, 1.0), m["auc"])
+        for h, m in head_metrics.items()
+        if "auc" in m and math.isfinite(m["auc"]) and loss_weights.get(h, 1.0) > 0
+    ]
+    if aucs:
+        weights = np.array([w for w, _ in aucs])
+        return float(np.dot(weights, [a for _, a in aucs]) / weights.sum())
+    rmses = [m["rmse"] for m in head_metrics.values() if "rmse" in m]
+    return -float(np.mean(rmses)) if rmses else -math.inf
+
+
+class RankerValidation(tf.keras.callbacks.Callback):
+    """Per-head validation AUC and log loss each epoch; keeps the best epoch, stops early."""
+
+    def __init__(self, val_ds, heads, loss_weights, state: callbacks.TrainingState, patience):
+        super().__init__()
+        self.val_ds = val_ds
+        self.heads = tuple(heads)
+        self.loss_weights = dict(loss_weights)
+        self.state = state
+        self.patience = patience
+        self.last: dict = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last = ranking_metrics.evaluate_heads(self.model.network, self.val_ds, self.heads)
+        for head, values in self.last.items():
+            for name, value in values.items():
+                if logs is not None:
+                    logs[f"val_{head}_{name}"] = value  # TensorBoard: validation run
+        value = selection_score(self.last, self.loss_weights)
+        done = epoch + 1
+        if value > self.state.best_value:
+            self.state.save_best(done, value)
+            self.state.wait.assign(0)
+        else:
+            self.state.wait.assign_add(1)
+        aucs = ", ".join(f"{h} {m['auc']:.4f}" for h, m in self.last.items() if "auc" in m)
+        print(
+            f"ranker epoch {done}: val score {value:.4f} (best {self.state.best_value:.4f} at "
+            f"epoch {self.state.best_epoch}); val auc {aucs}",
+            flush=True,
+        )
+        if self.patience and int(self.state.wait.numpy()) >= self.patience:
+            print(f"Ranker early stopping: no improvement for {self.patience} epochs", flush=True)
+            self.model.stop_training = True
+
+
+def _build(config, prepared, retrieval_model, heads) -> tuple:
+    item_vectors = inference.item_embeddings(retrieval_model.candidate_model, prepared.table)
+    ranker = builder.build_ranker(
+        config.ranking, prepared.spec, list(prepared.table.item_ids), item_vectors, heads
+    )
+    return ranker, item_vectors
+
+
+def train_ranker(
+    config: config_lib.Config,
+    workdir,
+    prepared: prepared_lib.PreparedData,
+    retrieval_model,
+    max_positives: Optional[int] = MAX_TRAIN_POSITIVES,
+) -> dict:
+    """Trains the ranker of a trained retrieval run into `<workdir>/ranking`, resumably.
+
+    Training rows come from the training split (`sampling.labeled_examples`, at most
+    `max_positives` positives); the ranker's frozen item vectors are the retrieval candidate tower's
+    catalog embeddings. After each epoch the per-head AUC and log loss on validation examples (built
+    the same way from the validation split) are logged to `<workdir>/tb/ranking`, and the
+    epoch with the best `selection_score` is kept in `ranking/best`. A finished run (all
+    `ranking.epochs` done, or stopped early) trains nothing when resumed; so a ranker does not
+    follow a retrieval model trained further later (more `train.epochs`): delete
+    `<workdir>/ranking` to retrain it on the new candidates.
+
+    Args:
+        config: Config. `ranking`, `recommend.retrieve_n`, `train.seed`,
+            `train.early_stopping_patience`, `train.histogram_freq`.
+        workdir: path. The run directory of the retrieval model.
+        prepared: PreparedData.
+        retrieval_model: RetrievalModel. The trained first stage (best weights).
+        max_positives: int or None. Cap on training positives (whole queries are kept).
+            Defaults to MAX_TRAIN_POSITIVES.
+
+    Returns:
+        Summary dict: heads, epochs run, best epoch and score, validation metrics per head,
+        example counts, seconds. Also written to `ranking/history.json`.
+    """
+    wd = ranking_workdir(workdir)
+    heads = builder.resolve_heads(config.ranking, sampling.data_heads(prepared))
+    config_lib.write_text_atomic(heads_path(workdir), json.dumps({"heads": list(heads)}, indent=2))
+    tf.keras.utils.set_random_seed(config.train.seed)
+    ranker, item_vectors = _build(config, prepared, retrieval_model, heads)
+    state = callbacks.TrainingState(wd, ranker, ranker.optimizer)
+    state.best.assign(-np.inf)  # scores may be negative (-RMSE); a restore overwrites this
+    initial_epoch = state.restore()
+    patience = config.train.early_stopping_patience
+    stopped = bool(patience) and int(state.wait.numpy()) >= patience
+    if initial_epoch >= config.ranking.epochs or stopped:
+        print(f"Ranker already trained ({initial_epoch} epochs): nothing to do", flush=True)
+        previous = json.loads(wd.history.read_text()) if wd.history.is_file() else {}
+        return {**previous, "epochs_run": 0}
+
+    seed = config.train.seed
+    split = prepared.split
+    common = dict(retrieval_model=retrieval_model, heads=heads, item_vectors=item_vectors)
+    train_q, train_pairs = sampling.labeled_examples(
+        config,
+        prepared,
+        start=None,
+        end=split.validation_start,
+        max_positives=max_positives,
+        seed=seed,
+        **common,
+    )
+    val_q, val_pairs = sampling.labeled_examples(
+        config,
+        prepared,
+        start=split.validation_start,
+        end=split.test_start,
+        max_positives=sampling.MAX_EVAL_POSITIVES,
+        seed=seed + 1,
+        **common,
+    )
+    for name, pairs in (("training", train_pairs), ("validation", val_pairs)):
+        if len(pairs) == 0:
+            raise errors.DataError(
+                f"the {name} split must hold at least one ranking query on a catalog item, "
+                "received none"
+            )
+    catalog = sampling.ranking_catalog(prepared)
+    train_ds = dataset.make_dataset(
+        train_pairs, train_q, catalog, heads, config.ranking.batch_size, shuffle_seed=seed
+    )
+    val_ds = dataset.make_dataset(val_pairs, val_q, catalog, heads, _EVAL_BATCH)
+    validation = RankerValidation(val_ds, heads, ranker.loss_weights, state, patience)
+    cbs = [
+        validation,
+        tf.keras.callbacks.TensorBoard(
+            log_dir=str(Path(workdir) / "tb" / "ranking"),
+            histogram_freq=config.train.histogram_freq,
+            update_freq="epoch",
+            profile_batch=0,
+        ),
+        callbacks.Checkpointing(state),
+    ]
+    start = time.perf_counter()
+    history = ranker.fit(
+        train_ds,
+        epochs=config.ranking.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=cbs,
+        verbose=2,
+    )
+    seconds = time.perf_counter() - start
+    state.restore_best()
+    epochs_run = len(history.epoch)
+    summary = {
+        "heads": list(heads),
+        "epochs_run": epochs_run,
+        "best_epoch": state.best_epoch,
+        "best_validation_score": state.best_value,
+        "validation": ranking_metrics.evaluate_heads(ranker.network, val_ds, heads),
+        "train_queries": len(train_q),
+        "train_examples": len(train_pairs),
+        "validation_examples": len(val_pairs),
+        "seconds": seconds,
+        "examples_per_second": epochs_run * len(train_pairs) / seconds if seconds else None,
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+    }
+    config_lib.write_text_atomic(wd.history, json.dumps(summary, indent=2))
+    return summary
+
+
+def load_ranker(
+    config: config_lib.Config, workdir, prepared: prepared_lib.PreparedData, retrieval_model
+) -> model_lib.RankingModel:
+    """Rebuilds the ranker of `workdir` from its config and heads, with its best weights.
+
+    Raises:
+        errors.WorkdirError: `workdir` holds no trained ranker.
+    """
+    if not has_ranker(workdir):
+        raise errors.WorkdirError(
+            f"workdir `{workdir}` holds no trained ranker: expected `ranking/heads.json` and a "
+            f"checkpoint in `ranking/best`, one or both are missing. Run `tfrec train --workdir "
+            f"{workdir}` (it trains the ranker after the retrieval model)."
+        )
+    heads = json.loads(heads_path(workdir).read_text(encoding="utf-8"))["heads"]
+    ranker, _ = _build(config, prepared, retrieval_model, tuple(heads))
+    callbacks.TrainingState(ranking_workdir(workdir), ranker, None).restore_best(required=True)
+    return ranker
