@@ -12,6 +12,7 @@ from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.exporting import index as index_lib
 from tfrec.exporting import run as export_run
+from tfrec.models import repeat_prior
 from tfrec.ranking import training as ranking_training
 from tfrec.training import trainer
 
@@ -53,6 +54,8 @@ def run(tmp_path_factory) -> Run:
         candidate_model=model.candidate_model,
         ranker=ranker.network,
         catalog=index_lib.from_table(model.candidate_model, prepared.table),
+        # A strong repeat prior, so every signature test also checks it is served.
+        prior=repeat_prior.RepeatPrior(beta=0.5, decay=0.9),
     )
     export_dir = tmp_path_factory.mktemp("export")
     result = export_run.export(workdir, export_dir, trained=trained)

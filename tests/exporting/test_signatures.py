@@ -37,7 +37,10 @@ def _keras_scores(run, user, events, hour=12, day=2):
         features.QUERY_TOKEN_IDS: tf.zeros([1, spec.query_text_length], tf.int32),
     }
     query = run.model.query_model(batch, training=False).numpy()[0]
-    return run.trained.catalog.vectors @ query
+    catalog = run.trained.catalog
+    rows = {item: row for row, item in enumerate(catalog.item_ids)}
+    history = np.array([[rows.get(i, -1) for i, _ in seen] + [-1] * pad])
+    return catalog.vectors @ query + run.trained.prior.weights(history, len(catalog.item_ids))[0]
 
 
 def _events(run, n, offset=0):

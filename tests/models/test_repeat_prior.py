@@ -32,3 +32,14 @@ def test_tune_picks_the_best_and_prefers_no_prior_on_ties(tmp_path):
     best.save(tmp_path / "prior.json")
     assert repeat_prior.RepeatPrior.load(tmp_path / "prior.json") == best
     assert repeat_prior.RepeatPrior.load(tmp_path / "missing.json") == repeat_prior.RepeatPrior()
+
+
+def test_tf_bonus_inside_a_saved_function_with_a_batch_and_duplicates():
+    prior = repeat_prior.RepeatPrior(beta=2.0, decay=0.5)
+    history = np.array([[1, 1, -1], [0, 3, 1]])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+    def bonus(h):
+        return prior.tf_bonus(h, 4)
+
+    np.testing.assert_allclose(bonus(tf.constant(history)).numpy(), prior.weights(history, 4))

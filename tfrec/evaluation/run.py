@@ -54,11 +54,12 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
     # alone is reported too, so the prior's share of the result is visible.
     scorers = {"tfrec": prior.apply(own, history_index), "tfrec_towers_only": own}
     names = config.eval.baselines
+    train_items = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
+    popular = baselines_lib.MostPopular.from_interactions(train_items, num_items)
     if "buy_again" in names:
         # Recency-weighted recent events, popularity breaking ties: the "buy it again" heuristic.
-        train_index = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
-        counts = np.bincount(train_index[train_index >= 0], minlength=num_items)
-        tie_break = (counts / max(1, counts.max()) * 1e-3).astype(np.float32)
+        tie_break = popular(0, 1)[0]
+        tie_break = (tie_break / max(1.0, float(tie_break.max())) * 1e-3).astype(np.float32)
         scorers["buy_again"] = repeat_prior.RepeatPrior(1.0, 0.9).apply(
             lambda s, e: np.broadcast_to(tie_break, (e - s, num_items)).copy(), history_index
         )
@@ -67,11 +68,8 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
             config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
         )
         scorers["id_two_tower"] = _model_scorer(base, prepared)
-    train_items = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
     if "most_popular" in names:
-        scorers["most_popular"] = baselines_lib.MostPopular.from_interactions(
-            train_items, num_items
-        )
+        scorers["most_popular"] = popular
     if "als" in names and baselines_lib.ALSBaseline.available():
         users = pd.Index(prepared.spec.users)
         als = baselines_lib.ALSBaseline().fit(
@@ -106,7 +104,9 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
     }
     if ranking_training.has_ranker(wd.root):
         ranker = ranking_training.load_ranker(config, wd.root, prepared, model)
-        out["two_stage"] = two_stage.evaluate_two_stage(config, prepared, model, ranker, test)
+        out["two_stage"] = two_stage.evaluate_two_stage(
+            config, prepared, model, ranker, test, prior=prior
+        )
     config_lib.write_text_atomic(wd.metrics, json.dumps(out, indent=2, default=_json_default))
     for segment in ("all", "cold_items", "cold_users"):
         print(f"\n[{segment}]")

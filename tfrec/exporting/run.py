@@ -12,6 +12,7 @@ from tfrec import errors
 from tfrec.exporting import add_items as add_items_lib
 from tfrec.exporting import index as index_lib
 from tfrec.exporting import server_configs, signatures, warmup, writer
+from tfrec.models import repeat_prior
 from tfrec.training import workdir as workdir_lib
 
 TEXT_SUFFIX = "_text"  # the variant whose signatures take `query_text` (needs TF Text ops)
@@ -27,6 +28,7 @@ class Trained:
     candidate_model: object
     ranker: Optional[object]  # the ranking network, or None
     catalog: index_lib.ItemIndex
+    prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior()
 
 
 def load(workdir) -> Trained:
@@ -48,6 +50,7 @@ def load(workdir) -> Trained:
         candidate_model=model.candidate_model,
         ranker=ranker,
         catalog=index_lib.from_table(model.candidate_model, prepared.table),
+        prior=repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior),
     )
 
 
@@ -130,6 +133,7 @@ def export(
             head_weights=dict(config.ranking.loss_weights) if trained.ranker is not None else None,
             retrieve_n=config.recommend.retrieve_n,
             exclude_event_types=config.recommend.exclude_event_types,
+            prior=trained.prior,
         )
         requests = warmup.sample_requests(
             module.signatures(), spec.users, catalog.item_ids, with_text=text

@@ -12,6 +12,7 @@ from tfrec import errors, features
 from tfrec.exporting import index as index_lib
 from tfrec.exporting import request_ops as ops
 from tfrec.exporting import tracking
+from tfrec.models import repeat_prior
 from tfrec.ranking import examples as ranking_examples
 
 RETRIEVE, RANK, RECOMMEND = "retrieve", "rank", "recommend"
@@ -61,6 +62,8 @@ class ServingModule(tf.Module):
         retrieve_n: int. Candidates `recommend` ranks. Defaults to 200.
         exclude_event_types: list of str. Recent event types `recommend` never re-shows.
             Defaults to ("purchase",).
+        prior: RepeatPrior. The repeat prior added to retrieval scores, as in evaluation.
+            Defaults to none (beta 0).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class ServingModule(tf.Module):
         head_weights: Optional[Mapping[str, float]] = None,
         retrieve_n: int = 200,
         exclude_event_types: Sequence[str] = ("purchase",),
+        prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior(),
     ):
         super().__init__(name="tfrec_serving")
         if isinstance(retrieve_n, bool) or not isinstance(retrieve_n, int) or retrieve_n < 1:
@@ -91,6 +95,7 @@ class ServingModule(tf.Module):
         self.query_text_length = int(query_text_length)
         self.retrieve_n = retrieve_n
         self.exclude_event_types = tuple(exclude_event_types)
+        self.prior = prior
         self.heads = tuple(sorted(ranker.output)) if ranker is not None else ()
         weights = dict(head_weights or {})
         unknown = sorted(set(weights) - set(self.heads))
@@ -155,6 +160,12 @@ class ServingModule(tf.Module):
         """Scores [b, num_items] with excluded recent items lowered, and history rows [b, L]."""
         query = self.query_model(self._query_features(request, query_text), training=False)
         scores = tf.matmul(tf.cast(query, tf.float32), self.vectors, transpose_b=True)
+        if self.prior.beta:
+            # The prior reads the same window the query tower does: the latest max_history.
+            window = self.row_of.lookup(
+                ops.fit_length(request["history_item_ids"], self.max_history)
+            )
+            scores += self.prior.tf_bonus(window, self.num_items)
         # Exclusion reads every recent event sent, also those beyond max_history.
         rows = self.row_of.lookup(request["history_item_ids"])
         scores = ops.exclude(scores, rows, tf.fill(tf.shape(rows), request["exclude_recent"]))

@@ -54,15 +54,21 @@ class RepeatPrior:
         return score
 
     def tf_bonus(self, history_index, num_items: int):
-        """The same bonus in TensorFlow, for serving graphs: [batch, H] int -> [batch, items]."""
+        """The same bonus in TensorFlow, for serving graphs: [batch, H] int -> [batch, items].
+
+        A scatter (duplicates add up), so memory is [batch, items], never [batch, H, items].
+        """
         import tensorflow as tf
 
-        length = tf.shape(history_index)[1]
+        history_index = tf.cast(history_index, tf.int64)
+        batch, length = tf.shape(history_index)[0], tf.shape(history_index)[1]
         per_position = self.beta * tf.pow(self.decay, tf.cast(tf.range(length), tf.float32))
         valid = history_index >= 0
-        weights = tf.where(valid, per_position[tf.newaxis, :], 0.0)
-        one_hot = tf.one_hot(tf.where(valid, history_index, 0), num_items, dtype=tf.float32)
-        return tf.einsum("bh,bhi->bi", weights, one_hot)
+        updates = tf.where(valid, tf.broadcast_to(per_position, [batch, length]), 0.0)
+        rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, None], [batch, length])
+        indices = tf.stack([rows, tf.where(valid, history_index, 0)], axis=-1)
+        shape = tf.stack([tf.cast(batch, tf.int64), tf.constant(num_items, tf.int64)])
+        return tf.scatter_nd(indices, updates, shape)
 
     def save(self, path) -> None:
         from tfrec import config as config_lib

@@ -11,6 +11,7 @@ from tfrec import config as config_lib
 from tfrec import features, inference
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import metrics as retrieval_metrics
+from tfrec.models import repeat_prior
 from tfrec.ranking import examples
 from tfrec.ranking import queries as queries_lib
 
@@ -41,6 +42,8 @@ def retrieve_top_n(
     item_vectors: np.ndarray,
     n: int,
     exclude: Optional[Sequence[np.ndarray]] = None,
+    prior: Optional[repeat_prior.RepeatPrior] = None,
+    history_index: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """The retrieval stage offline: top-n catalog indices per query by dot product.
 
@@ -50,6 +53,9 @@ def retrieve_top_n(
         n: int. Candidates per query; capped at num_items.
         exclude: list of int arrays (one per query) or None. Items never retrieved for that
             query (e.g. previously seen ones under `eval.exclude_seen`).
+        prior: RepeatPrior or None. The retrieval stage's repeat prior, added to the scores.
+        history_index: int array [num_queries, max_history] or None. Catalog indices of each
+            query's recent events (-1 padding); required with `prior`.
 
     Returns:
         int64 array [num_queries, min(n, num_items)], best first; ties by lower catalog index.
@@ -61,6 +67,8 @@ def retrieve_top_n(
     for start in range(0, len(query_vectors), _SCORE_CHUNK):
         end = min(start + _SCORE_CHUNK, len(query_vectors))
         scores = query_vectors[start:end] @ item_vectors.T
+        if prior is not None:
+            scores += prior.weights(history_index[start:end], scores.shape[1])
         if exclude is not None:
             for row in range(start, end):
                 scores[row - start, np.asarray(exclude[row], np.int64)] = -np.inf
@@ -106,6 +114,7 @@ def labeled_examples(
     max_positives: Optional[int],
     seed: int,
     item_vectors: Optional[np.ndarray] = None,
+    prior: Optional[repeat_prior.RepeatPrior] = None,
 ) -> tuple[examples.RankingQueries, examples.LabeledPairs]:
     """Ranking queries with events in [start, end), their positives and sampled negatives.
 
@@ -127,6 +136,8 @@ def labeled_examples(
         seed: int. Seeds the query sample and the negative sampler.
         item_vectors: np.ndarray [num_items, dim] or None. Candidate tower embeddings of the
             catalog, computed when None.
+        prior: RepeatPrior or None. The retrieval stage's repeat prior (hard negatives are
+            what the served retrieval stage would return).
 
     Returns:
         (RankingQueries, LabeledPairs) with negatives, sorted by query.
@@ -146,7 +157,13 @@ def labeled_examples(
         query_vectors = inference.query_embeddings(
             retrieval_model.query_model, queries, prepared.spec
         )
-        hard = retrieve_top_n(query_vectors, item_vectors, config.recommend.retrieve_n)
+        hard = retrieve_top_n(
+            query_vectors,
+            item_vectors,
+            config.recommend.retrieve_n,
+            prior=prior,
+            history_index=prepared.catalog_index(queries.history_item_ids),
+        )
     else:
         hard = np.zeros([0, 0], np.int64)
     pairs = examples.build_ranking_examples(

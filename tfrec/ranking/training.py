@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfrec import config as config_lib
 from tfrec import errors, inference
 from tfrec.data import prepared as prepared_lib
+from tfrec.models import repeat_prior
 from tfrec.ranking import builder, dataset, sampling
 from tfrec.ranking import metrics as ranking_metrics
 from tfrec.ranking import model as model_lib
@@ -152,7 +153,10 @@ def train_ranker(
 
     seed = config.train.seed
     split = prepared.split
-    common = dict(retrieval_model=retrieval_model, heads=heads, item_vectors=item_vectors)
+    prior = repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior)
+    common = dict(
+        retrieval_model=retrieval_model, heads=heads, item_vectors=item_vectors, prior=prior
+    )
     train_q, train_pairs = sampling.labeled_examples(
         config,
         prepared,

@@ -7,15 +7,18 @@ from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from tfrec import config as config_lib
 from tfrec import features, inference
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol, report
+from tfrec.models import repeat_prior
 from tfrec.ranking import dataset, examples, recommender, sampling, training
 from tfrec.ranking import metrics as ranking_metrics
 from tfrec.training import trainer
+from tfrec.training import workdir as workdir_lib
 
 # Cut-off of the reported comparison (the size of a recommendation list).
 K = 10
@@ -23,7 +26,12 @@ _RANK_BATCH = 8192
 
 
 def retrieval_fn(
-    query_model, spec, item_ids, item_vectors: np.ndarray, clock: Callable[[], float] = time.time
+    query_model,
+    spec,
+    item_ids,
+    item_vectors: np.ndarray,
+    clock: Callable[[], float] = time.time,
+    prior: Optional[repeat_prior.RepeatPrior] = None,
 ):
     """A `Recommender.retrieve_fn` from the trained query tower and the catalog embeddings.
 
@@ -36,6 +44,7 @@ def retrieval_fn(
         item_ids: array [num_items] of str. The catalog, rows of `item_vectors`.
         item_vectors: np.ndarray [num_items, dim]. Candidate tower embeddings.
         clock: callable returning unix seconds. Defaults to time.time.
+        prior: RepeatPrior or None. The retrieval stage's repeat prior.
 
     Returns:
         callable (user_id, recent_item_ids, recent_event_types, query_text, n) ->
@@ -43,6 +52,7 @@ def retrieval_fn(
     """
     item_ids = np.asarray(item_ids, dtype=object)
     item_vectors = np.asarray(item_vectors, np.float32)
+    rows = pd.Index(item_ids)
     tokenizer = None
     length = spec.max_history
 
@@ -67,8 +77,14 @@ def retrieval_fn(
             features.QUERY_TOKEN_IDS: tokens,
         }
         query = np.asarray(query_model(request, training=False), np.float32)
-        top = sampling.retrieve_top_n(query, item_vectors, n)[0]
-        return item_ids[top], (item_vectors[top] @ query[0])
+        history_index = rows.get_indexer(np.asarray([history], dtype=object).ravel())[None, :]
+        top = sampling.retrieve_top_n(
+            query, item_vectors, n, prior=prior, history_index=history_index
+        )[0]
+        scores = item_vectors[top] @ query[0]
+        if prior is not None:
+            scores = scores + prior.weights(history_index, len(item_ids))[0, top]
+        return item_ids[top], scores
 
     return retrieve
 
@@ -88,8 +104,9 @@ def build_recommender(
     ranker = training.load_ranker(config, workdir, prepared, retrieval)
     items = inference.item_embeddings(retrieval.candidate_model, prepared.table)
     catalog = sampling.ranking_catalog(prepared)
+    prior = repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior)
     return recommender.Recommender(
-        retrieval_fn(retrieval.query_model, prepared.spec, catalog.item_id, items),
+        retrieval_fn(retrieval.query_model, prepared.spec, catalog.item_id, items, prior=prior),
         ranker,
         list(catalog.item_id),
         list(catalog.item_category),
@@ -127,13 +144,15 @@ def evaluate_two_stage(
     ranker,
     queries,
     max_ranker_positives: Optional[int] = sampling.MAX_EVAL_POSITIVES,
+    prior: Optional[repeat_prior.RepeatPrior] = None,
 ) -> dict:
     """Retrieval-only against retrieve-then-rank, on the retrieval evaluation's test queries.
 
     The protocol (tfrec.evaluation.protocol, full catalog, pessimistic ties) is the same for
     both pipelines, query by query:
 
-    * Retrieval-only ranks the whole catalog by query-item dot product.
+    * Retrieval-only ranks the whole catalog by query-item dot product plus the repeat prior
+      (`prior`), i.e. tfrec's retrieval score as served.
     * Two-stage keeps the retrieval top N (`recommend.retrieve_n`, capped at the catalog) and
       re-orders them by the ranker's combined score (`Recommender`'s weighted sum of head
       probabilities, weights `ranking.loss_weights`). Every other item ranks after those N,
@@ -156,6 +175,7 @@ def evaluate_two_stage(
         ranker: RankingModel. The second stage.
         queries: EvalQueries. The test queries (e.g. `prepared.test`).
         max_ranker_positives: int or None. Cap on positives of the test ranking examples.
+        prior: RepeatPrior or None. The retrieval stage's repeat prior.
 
     Returns:
         dict: `protocol`, `retrieve_n`, `retrieval_only` and `two_stage` (EvalResult.to_dict()),
@@ -170,13 +190,18 @@ def evaluate_two_stage(
     )
     items = inference.item_embeddings(retrieval_model.candidate_model, prepared.table)
     query_vectors = inference.query_embeddings(retrieval_model.query_model, queries, prepared.spec)
-    candidates = sampling.retrieve_top_n(query_vectors, items, n, exclude)
+    prior = prior or repeat_prior.RepeatPrior()
+    history_index = prepared.catalog_index(queries.history_item_ids)
+    retrieval_scores = prior.apply(inference.dot_score_fn(query_vectors, items), history_index)
+    candidates = sampling.retrieve_top_n(
+        query_vectors, items, n, exclude, prior=prior, history_index=history_index
+    )
     head_weights = {h: float(config.ranking.loss_weights.get(h, 1.0)) for h in ranker.heads}
     catalog = sampling.ranking_catalog(prepared)
     combined = _ranker_scores(ranker, queries, catalog, candidates, head_weights)
 
     def two_stage_scores(start: int, end: int) -> np.ndarray:
-        scores = (query_vectors[start:end] @ items.T).astype(np.float64)
+        scores = retrieval_scores(start, end).astype(np.float64)
         if exclude is not None:
             for row in range(start, end):
                 scores[row - start, exclude[row]] = -np.inf
@@ -195,7 +220,7 @@ def evaluate_two_stage(
     results = {
         name: protocol.evaluate(fn, relevant, num_items, ks=ks, exclude=exclude)
         for name, fn in (
-            ("retrieval_only", inference.dot_score_fn(query_vectors, items)),
+            ("retrieval_only", retrieval_scores),
             ("two_stage", two_stage_scores),
         )
     }
@@ -209,6 +234,7 @@ def evaluate_two_stage(
         max_positives=max_ranker_positives,
         seed=config.train.seed + 2,
         item_vectors=items,
+        prior=prior,
     )
     ranker_metrics: dict = {"examples": len(test_pairs)}
     if len(test_pairs):

@@ -1,0 +1,86 @@
+"""The compression report: latency percentiles, ratios to float32, targets, Markdown."""
+
+import math
+
+import pytest
+
+from tfrec.compression import report
+
+
+def _variant(raw, gz, recall50, ndcg10, p50=2.0):
+    latency = {"p50_ms": p50, "p99_ms": 2 * p50, "mean_ms": p50, "calls": 3}
+    return {
+        "weights": "float32",
+        "size": {"raw_bytes": raw, "gzip_bytes": gz},
+        "quality": {"recall@10": 0.1, "recall@50": recall50, "ndcg@10": ndcg10},
+        "latency": {"batch_1": dict(latency), "batch_64": dict(latency)},
+        "sparsity": {"overall": None, "per_weight": {}, "unpruned": []},
+        "notes": [],
+    }
+
+
+@pytest.fixture
+def variants():
+    found = {
+        "float32": _variant(1000, 800, 0.50, 0.20),
+        # 25% of the raw size, no quality change, twice as fast.
+        "int8_savedmodel": _variant(250, 200, 0.50, 0.20, p50=1.0),
+        # gzip 300/800 = 0.375 > 0.35; Recall@50 0.496 is a 0.8% loss (met), NDCG 0.19 a 5% loss.
+        "pruned_80": _variant(1000, 300, 0.40, 0.10),
+        "pruned_50": _variant(1000, 600, 0.496, 0.19),
+    }
+    report.add_ratios(found, {name: "float32" for name in found})
+    return found
+
+
+def test_percentiles_golden():
+    stats = report.percentiles([0.001 * i for i in range(1, 101)])  # 1..100 ms
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["calls"] == 100
+
+
+def test_latency_interleaves_calls():
+    order = []
+    timed = report.measure_latency(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, warmup=1
+    )
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert timed["a"]["calls"] == 3 and timed["b"]["p50_ms"] >= 0
+    with pytest.raises(ValueError, match=r"`num_calls` must be an int >= 1, received 0"):
+        report.measure_latency({}, 0)
+
+
+def test_ratios(variants):
+    int8 = variants["int8_savedmodel"]
+    assert int8["size"]["raw_ratio"] == 0.25 and int8["size"]["gzip_ratio"] == 0.25
+    assert int8["latency"]["batch_1"]["p50_ratio"] == 0.5
+    assert variants["pruned_50"]["quality_relative_change"]["recall@50"] == pytest.approx(-0.008)
+    assert variants["pruned_50"]["quality_relative_change"]["ndcg@10"] == pytest.approx(-0.05)
+
+
+def test_targets_report_misses(variants):
+    targets = {(t["variant"], t["target"]): t for t in report.check_targets(variants)}
+    assert targets[("int8_savedmodel", "size <= 30% of float32 (raw)")]["met"] is True
+    pruned = targets[("pruned_80", "gzipped size <= 35% of float32 gzipped")]
+    assert pruned["met"] is False and pruned["measured"] == pytest.approx(0.375)
+    assert targets[("pruned_50", "relative loss of recall@50 <= 1%")]["met"] is True
+    assert targets[("pruned_50", "relative loss of ndcg@10 <= 1%")]["met"] is False
+    # No TFLite variant here: not measured is neither met nor missed.
+    assert targets[("int8_tflite", "size <= 30% of float32 (raw)")]["met"] is None
+
+
+def test_write_json_and_markdown(variants, tmp_path):
+    data = {
+        "workdir": "runs/x",
+        "notes": ["compression ran in float32"],
+        "batch_size": 64,
+        "variants": variants,
+        "targets": report.check_targets(variants),
+        "nan": math.nan,
+    }
+    json_path, md_path = report.write(data, tmp_path)
+    assert '"int8_savedmodel"' in json_path.read_text()
+    markdown = md_path.read_text()
+    assert "| pruned_80 |" in markdown and "**NO**" in markdown and "not measured" in markdown
+    assert "compression ran in float32" in markdown

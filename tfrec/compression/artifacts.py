@@ -1,0 +1,193 @@
+"""Served artifacts of a variant (SavedModel with index, TFLite with index) and how to run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.compression import graph, int8_savedmodel, tflite
+
+# Top-k of the `retrieve` signature (and of the TFLite scoring step timed with it).
+RETRIEVE_K = 100
+TFLITE_FILE = "query_tower.tflite"
+INDEX_FILE = "item_index.npz"
+
+
+def save_savedmodel(query, items, item_ids, path, quantize: bool) -> str:
+    """Query tower + candidate index as one SavedModel version (`serving_default`, `retrieve`).
+
+    `quantize=False` keeps the same layout in float32, so float32, pruned and QAT variants and
+    the int8 one differ only in how their weights are stored.
+    """
+    module = int8_savedmodel.Int8Model(
+        query,
+        candidates=items,
+        candidate_ids=[str(i) for i in item_ids],
+        k=min(RETRIEVE_K, len(items)),
+        quantize=quantize,
+    )
+    return int8_savedmodel.save(module, path)
+
+
+class SavedModelRunner:
+    """A saved variant loaded back: query embeddings, its item index, and one retrieve call."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.module = tf.saved_model.load(self.path)
+        self._serve = self.module.signatures["serving_default"]
+        self._retrieve = self.module.signatures["retrieve"]
+
+    def embed(self, batch: dict) -> np.ndarray:
+        outputs = self._serve(**batch)
+        return np.asarray(next(iter(outputs.values())), np.float32)
+
+    def retrieve(self, batch: dict) -> dict:
+        return self._retrieve(**batch)
+
+    def item_index(self) -> np.ndarray:
+        """The stored index as float32 (int8 values times their row scales when quantized)."""
+        stored = self.module.candidates
+        if isinstance(stored, tf.Variable):
+            return stored.numpy()
+        return int8_savedmodel.dequantize(stored.values, stored.scales, axis=0).numpy()
+
+    def int8_tensors(self) -> dict[str, list[int]]:
+        """Shapes of the int8 variables in the SavedModel's checkpoint, by name."""
+        reader = tf.train.load_checkpoint(str(Path(self.path) / "variables" / "variables"))
+        shapes = reader.get_variable_to_shape_map()
+        return {n: shapes[n] for n, d in reader.get_variable_to_dtype_map().items() if d == tf.int8}
+
+
+_LOOKUPS = (tf.keras.layers.StringLookup, tf.keras.layers.IntegerLookup)
+
+
+def _cut_lookups(model: tf.keras.Model) -> dict:
+    """Name the cut inputs get (`graph.rebuild`) -> (lookup layer, name of the input it reads)."""
+    found = {}
+
+    def walk(layer, prefix):
+        for sub in layer.layers:
+            if isinstance(sub, _LOOKUPS):
+                source = tf.nest.flatten(sub._inbound_nodes[0].keras_inputs)[0]
+                found[prefix + sub.name] = (sub, source._keras_history.layer.name)
+            elif graph.is_functional(sub):
+                walk(sub, f"{prefix}{sub.name}_")
+
+    walk(model, "")
+    return found
+
+
+def tflite_ready(model: tf.keras.Model):
+    """A copy of `model` without its vocabulary lookups, and the function that feeds it.
+
+    Lookups are cut out (`graph.rebuild(cut=...)`) and run by the feed function with the
+    original Keras layers: the converter's calibration of string inputs crashes (segfault in
+    `calibrator._feed_tensors` on `[batch, n]` strings), int64 -> int64 tables have no TFLite
+    kernel, and a lookup's unranked output blocks einsum legalization. The flatbuffer then
+    takes integer indices only; the vocabularies travel beside it.
+
+    Returns:
+        (model, feed): `feed(features dict) -> dict of arrays` for the converted model.
+    """
+    copy = graph.rebuild(model, cut=lambda layer: isinstance(layer, _LOOKUPS))
+    lookups = _cut_lookups(model)
+    missing = sorted(n for n in copy.input if n not in model.input and n not in lookups)
+    if missing:
+        raise ValueError(f"`model` lookups {missing} read no model input; cannot feed them")
+
+    def feed(features: dict) -> dict:
+        out = {k: np.asarray(v) for k, v in features.items() if k in copy.input}
+        for name, (layer, source) in lookups.items():
+            if name in copy.input:
+                if source not in features:
+                    raise ValueError(f"`features` must hold `{source}` (read by `{name}`)")
+                out[name] = np.asarray(layer(tf.convert_to_tensor(features[source])))
+        return out
+
+    return copy, feed
+
+
+def save_tflite(
+    query, items, directory, representative_data, quantize: bool
+) -> tuple[str, str, bool]:
+    """Query tower as TFLite plus its item index (`.npz`) in `directory`.
+
+    With `quantize`, full-integer conversion is tried first (activation ranges calibrated on
+    `representative_data`); if the converter refuses the graph, dynamic-range int8. The index
+    is stored int8 with per-row scales. Without it, float32 for both (the baseline).
+
+    Vocabulary lookups run outside the flatbuffer (see `tflite_ready`).
+
+    Args:
+        query: tf.keras.Model. The query tower (raw features in, as `tflite_ready` feeds).
+        items: np.ndarray. Item index `[num_items, dim]`.
+        directory: path. Created if needed.
+        representative_data: iterable of raw feature batches (calibration), or None.
+        quantize: bool. int8 (full-integer if possible) or float32.
+
+    Returns:
+        (directory, achieved mode read back from the flatbuffer).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    query, feed = tflite_ready(query)
+    if representative_data is not None:
+        representative_data = [feed(batch) for batch in representative_data]
+    attempts = ["full_int8", "dynamic_range"] if quantize else ["float"]
+    errors_seen = []
+    for mode in attempts:
+        try:
+            blob = tflite.to_tflite(
+                query, representative_data if mode == "full_int8" else None, mode=mode
+            )
+            break
+        except ValueError as e:
+            errors_seen.append(f"{mode}: {str(e)[:300]}")
+    else:
+        raise ValueError("TFLite conversion of the query tower failed:\n" + "\n".join(errors_seen))
+    if quantize:
+        values, scales = int8_savedmodel.quantize_tensor(items, axis=0)
+        np.savez(directory / INDEX_FILE, values=values, scales=scales)
+    else:
+        np.savez(directory / INDEX_FILE, values=np.asarray(items, np.float32))
+    (directory / TFLITE_FILE).write_bytes(blob)
+    return str(directory), tflite.achieved_mode(blob)
+
+
+class TFLiteVariantRunner:
+    """A TFLite variant loaded back: interpreter(s) plus the dequantized index.
+
+    One interpreter per batch size: resizing a single interpreter between calls would
+    reallocate its tensors and time the allocation, not the model.
+    """
+
+    def __init__(self, directory, feed):
+        directory = Path(directory)
+        self.feed = feed
+        self.blob = (directory / TFLITE_FILE).read_bytes()
+        self.mode = tflite.achieved_mode(self.blob)
+        stored = np.load(directory / INDEX_FILE)
+        if "scales" in stored:
+            self.index = stored["values"].astype(np.float32) * stored["scales"][:, None]
+        else:
+            self.index = stored["values"]
+        self._runners: dict[int, tflite.TFLiteRunner] = {}
+        self.k = min(RETRIEVE_K, len(self.index))
+
+    def _runner(self, batch_size: Optional[int]) -> tflite.TFLiteRunner:
+        key = batch_size or 0
+        if key not in self._runners:
+            self._runners[key] = tflite.TFLiteRunner(self.blob)
+        return self._runners[key]
+
+    def embed(self, batch: dict, batch_size: Optional[int] = None) -> np.ndarray:
+        return np.asarray(self._runner(batch_size).predict(self.feed(batch)), np.float32)
+
+    def retrieve(self, batch: dict, batch_size: int) -> np.ndarray:
+        """Query embedding, full-catalog scores and top-k ids, like the `retrieve` signature."""
+        scores = self.embed(batch, batch_size) @ self.index.T
+        return np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]

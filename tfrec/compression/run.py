@@ -1,0 +1,289 @@
+"""`tfrec compress`: pruned, QAT and int8 variants of a trained run, measured in one report."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec import errors, inference, precision
+from tfrec.compression import artifacts, pruning, ranker, sizes, variants
+from tfrec.compression import report as report_lib
+from tfrec.data import pipeline
+from tfrec.data import prepared as prepared_lib
+from tfrec.training import trainer
+from tfrec.training import workdir as workdir_lib
+
+DEFAULT_SPARSITIES = (0.5, 0.8)
+
+
+def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int):
+    """Validates everything cheap before any work: workdir, trained weights, targets, steps.
+
+    Returns:
+        (Workdir, Config, sorted distinct sparsities).
+    """
+    if not sparsities:
+        raise errors.ConfigError("`sparsity` must list at least one target, received none")
+    targets = sorted({variants.check_sparsity(s) for s in sparsities})
+    variants.check_steps(fine_tune_steps)
+    wd = workdir_lib.Workdir(workdir)
+    if not wd.root.is_dir():
+        raise errors.WorkdirError(
+            f"`workdir` must be a trained run directory, received `{wd.root}` (does not exist)"
+        )
+    config = wd.load_config()
+    if not (
+        tf.train.latest_checkpoint(str(wd.best)) or tf.train.latest_checkpoint(str(wd.checkpoints))
+    ):
+        raise errors.WorkdirError(
+            f"workdir `{wd.root}` holds no trained model (no checkpoint in best/ or "
+            f"checkpoints/): run `tfrec train --workdir {wd.root}` first"
+        )
+    return wd, config, targets
+
+
+def _variant_name(target: float) -> str:
+    return f"pruned_{round(target * 100):d}"
+
+
+def _overall_sparsity(towers: variants.Towers) -> float:
+    zeros = total = 0
+    for model in (towers.query, towers.candidate):
+        for weight in pruning.named_weights(model).values():
+            if weight.shape.rank >= 2:
+                values = weight.numpy()
+                zeros += int(np.sum(values == 0))
+                total += values.size
+    return zeros / total if total else math.nan
+
+
+def _latency_batches(prepared, batch_size: int) -> dict[str, dict]:
+    """Request batches drawn from the test queries: one query, and `batch_size` queries."""
+    ds = pipeline.query_dataset(prepared.test, prepared.spec, batch_size)
+    first = next(iter(ds))
+    rows = int(next(iter(first.values())).shape[0])
+    # Fewer test queries than the batch: repeat them, the cost depends on the shape only.
+    reps = -(-batch_size // rows)
+    big = {k: tf.concat([v] * reps, axis=0)[:batch_size] for k, v in first.items()}
+    return {"batch_1": {k: v[:1] for k, v in first.items()}, f"batch_{batch_size}": big}
+
+
+def compress_workdir(
+    workdir,
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+    fine_tune_steps: int = 100,
+    qat_steps: int | None = None,
+    latency_calls: int = 100,
+    batch_size: int = 64,
+    prepared=None,
+) -> dict:
+    """Builds every variant of `workdir`'s trained towers, exports, measures and reports them.
+
+    Writes `<workdir>/compression/`: one SavedModel version per variant (`<name>/1`, loadable by
+    `tfrec serve` and TF Serving), TFLite query towers with their item index, `report.json` and
+    `report.md`; pruning summaries go to `<workdir>/tb/compression`.
+
+    Args:
+        workdir: path. A trained run (`tfrec train`).
+        sparsities: sequence of float. Pruning targets in (0, 1). Defaults to (0.5, 0.8).
+        fine_tune_steps: int. Fine-tuning steps of each pruned variant (>= 2). Defaults to 100.
+        qat_steps: int or None. Fine-tuning steps of the QAT variants. Defaults to
+            `fine_tune_steps`.
+        latency_calls: int. Timed calls per variant and batch size. Defaults to 100.
+        batch_size: int. Size of the batched-latency request. Defaults to 64.
+        prepared: PreparedData or None. Reused when given.
+
+    Returns:
+        The report dict (also written as JSON and Markdown).
+    """
+    wd, config, targets = check_inputs(workdir, sparsities, fine_tune_steps)
+    qat_steps = fine_tune_steps if qat_steps is None else qat_steps
+    start = time.perf_counter()
+    out = wd.root / "compression"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    # TF-MOT wrappers and int8 conversion need float32 layers, whatever the run trained in.
+    precision.set_policy("float32")
+    prepared = prepared or prepared_lib.prepare(config)
+    model = trainer.load_trained(config, wd.root, prepared)
+    towers = {"float32": variants.Towers(model.query_model, model.candidate_model)}
+    towers["float32"].notes.append("the trained towers, restored from the best checkpoint")
+    for target in targets:
+        towers[_variant_name(target)] = variants.pruned(
+            config,
+            prepared,
+            towers["float32"],
+            target,
+            fine_tune_steps,
+            log_dir=str(wd.tb / "compression" / _variant_name(target)),
+        )
+    towers["qat"] = variants.quantize_aware(config, prepared, towers["float32"], qat_steps)
+    pruned_base = _variant_name(targets[0])
+    towers[f"{pruned_base}_qat"] = variants.quantize_aware(
+        config, prepared, towers[pruned_base], qat_steps, preserve_sparsity=True
+    )
+
+    table = prepared.table
+    context = report_lib.EvalContext(prepared, config.eval.exclude_seen)
+    test_ds = pipeline.query_dataset(prepared.test, prepared.spec, 1024)
+    found: dict[str, dict] = {}
+    runners = {}
+    for name, tw in towers.items():
+        items = inference.item_embeddings(tw.candidate, table)
+        path = artifacts.save_savedmodel(tw.query, items, table.item_ids, out / name / "1", False)
+        runners[name] = artifacts.SavedModelRunner(path)
+        is_qat = name.endswith("qat")
+        found[name] = {
+            "format": "savedmodel",
+            "path": str(Path(path).relative_to(wd.root)),
+            "weights": "float32 (fake-quant QAT: simulated int8)" if is_qat else "float32",
+            "sparsity": {
+                "overall": _overall_sparsity(tw) if not is_qat or tw.sparsity else None,
+                "per_weight": tw.sparsity,
+                "unpruned": tw.unpruned,
+            },
+            "fine_tune_steps": tw.fine_tune_steps,
+            "notes": list(tw.notes),
+        }
+    float_items = runners["float32"].item_index()
+    int8_path = artifacts.save_savedmodel(
+        towers["float32"].query, float_items, table.item_ids, out / "int8_savedmodel" / "1", True
+    )
+    runners["int8_savedmodel"] = artifacts.SavedModelRunner(int8_path)
+    int8_tensors = runners["int8_savedmodel"].int8_tensors()
+    found["int8_savedmodel"] = {
+        "format": "savedmodel",
+        "path": str(Path(int8_path).relative_to(wd.root)),
+        "weights": "int8 + float32 scales",
+        "sparsity": {"overall": None, "per_weight": {}, "unpruned": []},
+        "int8_tensors": len(int8_tensors),
+        "notes": [
+            "post-training int8 of the float32 query tower (per-row tables, per-channel "
+            "kernels) and of the candidate index (per-row scales); core TF ops only",
+        ],
+    }
+
+    calibration = (
+        variants.training_dataset(config, prepared)
+        .map(variants.query_features)
+        .take(max(1, 200 // config.train.batch_size + 1))
+    )
+    _, feed = artifacts.tflite_ready(towers["float32"].query)
+    for name, quantize in (("float32_tflite", False), ("int8_tflite", True)):
+        directory, mode = artifacts.save_tflite(
+            towers["float32"].query, float_items, out / name, calibration, quantize
+        )
+        runners[name] = artifacts.TFLiteVariantRunner(directory, feed)
+        found[name] = {
+            "format": "tflite",
+            "path": str(Path(directory).relative_to(wd.root)),
+            "weights": f"TFLite {mode}" + (" + int8 index" if quantize else " + float32 index"),
+            "tflite_mode": mode,
+            "sparsity": {"overall": None, "per_weight": {}, "unpruned": []},
+            "notes": [
+                f"TFLite query tower; achieved mode `{mode}` (read from its op dtypes); "
+                "vocabulary lookups run beside the flatbuffer, which takes integer ids"
+            ],
+        }
+        if quantize and mode != "full_int8":
+            found[name]["notes"].append(
+                "full-integer conversion was not achieved for every op; see `tflite_mode`"
+            )
+
+    for name, runner in runners.items():
+        path = wd.root / found[name]["path"]
+        found[name]["size"] = sizes.size_on_disk(path)
+        queries = np.concatenate([runner.embed(batch) for batch in test_ds])
+        items = (
+            runner.index
+            if isinstance(runner, artifacts.TFLiteVariantRunner)
+            else runner.item_index()
+        )
+        found[name]["quality"] = context.metrics(queries, items)
+
+    requests = _latency_batches(prepared, batch_size)
+    calls = {}
+    for name, runner in runners.items():
+        for key, batch in requests.items():
+            if isinstance(runner, artifacts.TFLiteVariantRunner):
+                size = int(next(iter(batch.values())).shape[0])
+                calls[(name, key)] = lambda r=runner, b=batch, s=size: r.retrieve(b, s)
+            else:
+                calls[(name, key)] = lambda r=runner, b=batch: r.retrieve(b)
+    timed = report_lib.measure_latency(calls, latency_calls)
+    for (name, key), stats in timed.items():
+        found[name].setdefault("latency", {})[key] = stats
+
+    ranker_note = "no trained ranker in the workdir: ranker variants skipped"
+    if ranker.available(wd.root):
+        try:
+            found.update(
+                ranker.compress(
+                    config,
+                    wd,
+                    prepared,
+                    model,
+                    targets,
+                    fine_tune_steps,
+                    qat_steps,
+                    out,
+                    latency_calls,
+                    batch_size,
+                )
+            )
+            ranker_note = "ranker variants: AUC (mean over binary heads) on test-split examples"
+        except Exception as e:  # noqa: BLE001 - the towers' report stands without the ranker
+            ranker_note = f"ranker variants FAILED and are missing: {type(e).__name__}: {e}"
+    baselines = {
+        name: "ranker_float32" if name.startswith("ranker") else "float32" for name in found
+    }
+    baselines.update(float32_tflite="float32_tflite", int8_tflite="float32_tflite")
+    baselines.update(
+        {n: "ranker_float32_tflite" for n in found if n.startswith("ranker") and "tflite" in n}
+    )
+    report_lib.add_ratios(found, baselines)
+    result = {
+        "workdir": str(wd.root),
+        "config": config.name,
+        "precision": {
+            "training": config.train.precision,
+            "compression": "float32",
+        },
+        "batch_size": batch_size,
+        "latency_calls": latency_calls,
+        "fine_tune_steps": fine_tune_steps,
+        "qat_steps": qat_steps,
+        "test_queries": len(context.relevant),
+        "catalog_items": context.num_items,
+        "exclude_seen": context.exclude_seen,
+        "targets_spec": report_lib.TARGETS,
+        "variants": found,
+        "notes": _notes(config, latency_calls, batch_size) + [ranker_note],
+    }
+    result["targets"] = report_lib.check_targets(found)
+    result["seconds"] = time.perf_counter() - start
+    report_lib.write(result, out)
+    return result
+
+
+def _notes(config, latency_calls: int, batch_size: int) -> list[str]:
+    return [
+        f"training precision `{config.train.precision}`; every variant was built, fine-tuned "
+        "and measured in float32 (TF-MOT and int8 conversion need float32 layers)",
+        "quality: the protocol of `tfrec evaluate` on the test split (full catalog), each "
+        "variant's query embeddings (from its saved artifact) against its own item index",
+        f"latency: CPU, {latency_calls} interleaved calls per variant of the `retrieve` path "
+        f"(query tower + full-catalog scores + top-{artifacts.RETRIEVE_K}) at batch 1 and "
+        f"{batch_size}; ratios are to float32 measured in the same run",
+        "SavedModel variants are compared with `float32` (same layout), TFLite variants with "
+        "`float32_tflite`; QAT variants hold float32 weights with fake quantization and are "
+        "not int8 artifacts",
+        "pruned variants store their zeros densely: only the gzipped size shows the gain",
+    ]

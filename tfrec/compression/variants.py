@@ -1,0 +1,241 @@
+"""Compressed variants of trained retrieval towers: pruned, QAT and pruned-QAT, fine-tuned on the loss."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+from tfrec import config as config_lib
+from tfrec import errors, features
+from tfrec.compression import pruning, qat
+from tfrec.data import pipeline
+from tfrec.models import retrieval
+
+# Fine-tuning starts from trained weights: a small rate moves them little, so the variant is
+# judged on what compression costs, not on a different optimum.
+_LEARNING_RATE_SCALE = 0.1
+
+
+@dataclasses.dataclass
+class Towers:
+    """A query tower and a candidate tower (Functional, float32), plus how they were made.
+
+    Args:
+        query: tf.keras.Model. Query features -> `[batch, dim]`.
+        candidate: tf.keras.Model. Candidate features -> `[batch, dim]`.
+        sparsity: dict. Pruned weight name (`query/...`, `candidate/...`) -> measured share of
+            zeros; empty when nothing was pruned.
+        unpruned: list of str. Matrix weights left dense on purpose (see `_prunable`).
+        fine_tune_steps: int. Optimizer steps of fine-tuning. Defaults to 0.
+        notes: list of str. What the report should say about this variant.
+    """
+
+    query: tf.keras.Model
+    candidate: tf.keras.Model
+    sparsity: dict = dataclasses.field(default_factory=dict)
+    unpruned: list = dataclasses.field(default_factory=list)
+    fine_tune_steps: int = 0
+    notes: list = dataclasses.field(default_factory=list)
+
+
+def check_sparsity(target) -> float:
+    """The target as a float, or a ConfigError naming `sparsity` before any work starts."""
+    try:
+        value = float(target)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise errors.ConfigError(
+            f"`sparsity` must be a share of zeroed weights in (0, 1), e.g. 0.5 or 0.8, "
+            f"received {target!r}"
+        )
+    return value
+
+
+def check_steps(steps) -> int:
+    """Fine-tuning steps as an int >= 2 (a pruning schedule needs a step after its end)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise errors.ConfigError(f"`fine_tune_steps` must be an int >= 2, received {steps!r}")
+    return steps
+
+
+def schedule(steps: int) -> tuple[int, int]:
+    """(end_step, frequency) reaching the target at ~80% of `steps`, masks updated ~10 times.
+
+    The last steps train at the final sparsity so the network adapts to the final mask.
+    """
+    frequency = max(1, steps // 10)
+    end_step = frequency * max(1, (steps * 8 // 10) // frequency)
+    return end_step, frequency
+
+
+def _prunable(layer: tf.keras.layers.Layer) -> bool:
+    # TF-MOT's wrapper calls `layer.call(inputs, training=...)`: a MultiHeadAttention called with
+    # (query, value) positionally would get `value` as `training`. The history encoder's
+    # attention kernels stay dense; the report lists them.
+    return not isinstance(layer, tf.keras.layers.MultiHeadAttention)
+
+
+def retrieval_model(
+    config: config_lib.Config, prepared, query: tf.keras.Model, candidate: tf.keras.Model
+) -> retrieval.RetrievalModel:
+    """A RetrievalModel with the run's loss (temperature, log-Q, hit removal) around `towers`."""
+    mc = config.model
+    return retrieval.RetrievalModel(
+        query,
+        candidate,
+        item_ids=prepared.spec.items,
+        item_counts=prepared.item_counts,
+        temperature=mc.temperature,
+        logq_correction=mc.logq_correction,
+        remove_accidental_hits=mc.remove_accidental_hits,
+        num_hard_negatives=mc.num_hard_negatives,
+    )
+
+
+def training_dataset(config: config_lib.Config, prepared, seed_offset: int = 1) -> tf.data.Dataset:
+    """The training pipeline of `tfrec train` (repeated), reshuffled with another seed."""
+    tc = config.train
+    return pipeline.retrieval_dataset(
+        prepared.train,
+        prepared.table,
+        prepared.spec,
+        tc.batch_size,
+        shuffle=True,
+        seed=tc.seed + seed_offset,
+        query_text_rate=config.data.query_text_rate,
+        repeat=True,
+        drop_remainder=True,
+    )
+
+
+def fine_tune(
+    config: config_lib.Config,
+    prepared,
+    query: tf.keras.Model,
+    candidate: tf.keras.Model,
+    steps: int,
+    callbacks: Optional[list] = None,
+) -> float:
+    """Trains `query` and `candidate` in place for `steps` steps on the run's retrieval loss.
+
+    Returns:
+        The mean loss of the steps.
+    """
+    model = retrieval_model(config, prepared, query, candidate)
+    rate = config.train.learning_rate * _LEARNING_RATE_SCALE
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=rate))
+    history = model.fit(
+        training_dataset(config, prepared),
+        epochs=1,
+        steps_per_epoch=steps,
+        callbacks=callbacks or [],
+        verbose=0,
+    )
+    return float(history.history["loss"][-1])
+
+
+def pruned(
+    config: config_lib.Config,
+    prepared,
+    towers: Towers,
+    target: float,
+    steps: int,
+    log_dir: Optional[str] = None,
+) -> Towers:
+    """Both towers magnitude-pruned to `target`, fine-tuned `steps` steps, then stripped.
+
+    Args:
+        config: Config. The run's config (loss and pipeline settings).
+        prepared: PreparedData.
+        towers: Towers. The float32 trained towers (left untouched).
+        target: float. Final sparsity of every pruned kernel and table, in (0, 1).
+        steps: int. Fine-tuning steps (>= 2); the polynomial schedule ends at ~80% of them.
+        log_dir: str or None. TensorBoard directory for `PruningSummaries`.
+
+    Returns:
+        Towers without pruning wrappers, with `sparsity` measured on the stripped weights.
+    """
+    target, steps = check_sparsity(target), check_steps(steps)
+    end_step, frequency = schedule(steps)
+    kwargs = dict(end_step=end_step, frequency=frequency, layer_filter=_prunable)
+    query = pruning.prune(towers.query, target, **kwargs)
+    candidate = pruning.prune(towers.candidate, target, **kwargs)
+    names = {"query": pruning.pruned_weight_names(query)}
+    names["candidate"] = pruning.pruned_weight_names(candidate)
+    fine_tune(config, prepared, query, candidate, steps, pruning.callbacks(log_dir))
+    stripped = {"query": pruning.strip(query), "candidate": pruning.strip(candidate)}
+    sparsity, unpruned = {}, []
+    for side, model in stripped.items():
+        measured = pruning.measure_sparsity(model)
+        weights = pruning.named_weights(model)
+        for name, value in measured.items():
+            if name in names[side]:
+                sparsity[f"{side}/{name}"] = value
+            elif name.endswith(("kernel", "embeddings")) and weights[name].shape.rank >= 2:
+                unpruned.append(f"{side}/{name}")
+    return Towers(
+        stripped["query"],
+        stripped["candidate"],
+        sparsity=sparsity,
+        unpruned=unpruned,
+        fine_tune_steps=steps,
+        notes=[
+            f"polynomial decay 0 -> {target} over steps 0..{end_step} (masks every "
+            f"{frequency} steps), fine-tuned {steps} steps; the shared text encoder is pruned "
+            "separately in each tower"
+        ],
+    )
+
+
+def quantize_aware(
+    config: config_lib.Config,
+    prepared,
+    towers: Towers,
+    steps: int,
+    preserve_sparsity: bool = False,
+) -> Towers:
+    """Both towers with 8-bit fake quantization (TF-MOT QAT), fine-tuned `steps` steps.
+
+    The result still computes in float32 with float32 weights: it simulates int8 and is never
+    an int8 artifact itself.
+
+    Args:
+        config: Config. The run's config.
+        prepared: PreparedData.
+        towers: Towers. Float32 (or pruned and stripped) towers, left untouched.
+        steps: int. Fine-tuning steps (>= 1).
+        preserve_sparsity: bool. Pruning-preserving QAT (keeps a pruned model's zeros).
+
+    Returns:
+        Towers of QAT models (`QuantizeWrapperV2` layers).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise errors.ConfigError(f"`fine_tune_steps` must be an int >= 1, received {steps!r}")
+    query = qat.quantize_aware(towers.query, preserve_sparsity=preserve_sparsity)
+    candidate = qat.quantize_aware(towers.candidate, preserve_sparsity=preserve_sparsity)
+    fine_tune(config, prepared, query, candidate, steps)
+    sparsity = {}
+    notes = [
+        f"fake-quant 8-bit QAT fine-tuned {steps} steps; weights stay float32 (simulated int8)"
+    ]
+    if preserve_sparsity:
+        # QAT flattens nested models, so names differ from the pruned towers': report every
+        # kernel and table as measured after the QAT fine-tune.
+        for side, model in (("query", query), ("candidate", candidate)):
+            for name, value in pruning.measure_sparsity(model).items():
+                if name.endswith(("kernel", "embeddings")):
+                    sparsity[f"{side}/{name}"] = value
+        notes.append(
+            "pruning-preserving QAT (TF-MOT Default8BitPrunePreserveQuantizeScheme): zeros are "
+            "kept in the layers QAT wraps (Dense, Embedding); layers it leaves in float (BERT "
+            "TransformerEncoder, attention) fine-tune freely and may lose theirs"
+        )
+    return Towers(query, candidate, sparsity, list(towers.unpruned), steps, notes)
+
+
+def query_features(batch: dict) -> dict:
+    """The query-tower inputs of a training batch."""
+    return {name: batch[name] for name in features.QUERY_FEATURES}
