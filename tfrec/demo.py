@@ -1,8 +1,10 @@
-"""`make demo`: train, evaluate against baselines, then show real-time recommendations."""
+"""`make demo`: train, evaluate against baselines, compress, export, serve, then recommend
+over gRPC and REST before and after a new event, and stop the server."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -13,60 +15,69 @@ from tfrec import config as config_lib
 _CONFIGS = {"synthetic": "demo.yaml", "online-retail": "online_retail.yaml"}
 
 
-def _show(title: str, ids, scores, titles: dict) -> None:
-    print(title)
-    for rank, (item, score) in enumerate(zip(ids, scores), 1):
-        print(f"  {rank:>2}. {score:7.3f}  {item:<12} {titles.get(item, '')[:60]}")
+def _request(user: str, events: list, k: int) -> dict:
+    """One `recommend` request; the hour and weekday are the current UTC time's."""
+    now = time.gmtime()
+    return {
+        "user_id": np.asarray([user], object),
+        "history_item_ids": np.asarray([[i for i, _ in events]], object).reshape(1, -1),
+        "history_event_types": np.asarray([[e for _, e in events]], object).reshape(1, -1),
+        "hour_of_day": np.asarray([now.tm_hour], np.int32),
+        "day_of_week": np.asarray([now.tm_wday], np.int32),
+        "k": np.int32(k),
+        "exclude_recent": np.bool_(False),
+    }
 
 
-def realtime_example(config, workdir, prepared) -> None:
-    """Recommends for a test user, then again after one new event: the list changes at once."""
-    import tensorflow as tf
+def _print_list(title: str, out: dict, ms: float) -> None:
+    print(f"{title} ({ms:.1f} ms)")
+    for rank, (item, name, score) in enumerate(
+        zip(out["item_ids"][0], out["titles"][0], out["scores"][0], strict=True), 1
+    ):
+        print(f"  {rank:>2}. {score:7.3f}  {item.decode():<10} {name.decode()[:60]}")
 
-    from tfrec import features, inference
-    from tfrec.training import trainer
 
-    model = trainer.load_trained(config, workdir, prepared)
-    items = inference.item_embeddings(model.candidate_model, prepared.table)
-    item_ids = prepared.table.item_ids
-    titles = dict(zip(prepared.dataset.items["item_id"], prepared.dataset.items["title"]))
-    q = prepared.test
-    user, history = q.user_id[0], list(q.history_item_ids[0])
-    events = list(q.history_event_types[0])
-    spec = prepared.spec
+def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> None:
+    """Starts the development server on the export, sends requests over gRPC and REST."""
+    from tfrec.serving import Client, server
 
-    def recommend(hist, evs):
-        request = {
-            features.USER_ID: tf.constant([user]),
-            features.HISTORY_ITEM_IDS: tf.constant([hist]),
-            features.HISTORY_EVENT_TYPES: tf.constant([evs]),
-            features.HOUR_OF_DAY: tf.constant([int(q.hour_of_day[0])]),
-            features.DAY_OF_WEEK: tf.constant([int(q.day_of_week[0])]),
-            features.QUERY_TOKEN_IDS: tf.zeros([1, spec.query_text_length], tf.int32),
-        }
-        start = time.perf_counter()
-        emb = np.asarray(model.query_model(request, training=False))[0]
-        scores = items @ emb
-        top = np.argsort(-scores)[:5]
-        ms = (time.perf_counter() - start) * 1000
-        return item_ids[top], scores[top], ms
-
-    ids, scores, ms = recommend(history, events)
-    recent = [f"{e}:{i}" for i, e in zip(history, events) if i][:3]
-    _show(f"\nUser {user}, recent events {recent} ({ms:.1f} ms):", ids, scores, titles)
-    # A fresh cart event for the item least like the current top one: the clearest change.
-    new_item = item_ids[np.argmin(items @ items[prepared.catalog_index([ids[0]])[0]])]
-    hist2 = [new_item] + history[:-1]
-    evs2 = ["cart"] + events[:-1]
-    ids2, scores2, ms2 = recommend(hist2, evs2)
-    _show(f"\nSame user right after a new cart event for {new_item} "
-          f"({titles.get(new_item, '')[:40]}) ({ms2:.1f} ms):", ids2, scores2, titles)
+    test = prepared.test
+    user = str(test.user_id[0])
+    events = [(i, e) for i, e in zip(test.history_item_ids[0], test.history_event_types[0],
+                                     strict=True) if i][:5]
+    with server.start(export_dir, grpc_port=0, rest_port=0) as running:
+        print(f"\nServing {model_name} on gRPC {running.grpc_target} and REST {running.rest_target}")
+        before = None
+        for protocol, target in (("grpc", running.grpc_target), ("rest", running.rest_target)):
+            client = Client(target, protocol=protocol)
+            client.predict(model_name, _request(user, events, 5), signature_name="recommend")
+            start = time.perf_counter()
+            out = client.predict(model_name, _request(user, events, 5), signature_name="recommend")
+            ms = (time.perf_counter() - start) * 1000
+            recent = ", ".join(f"{e}:{i}" for i, e in events[:3]) or "none"
+            _print_list(f"\n[{protocol}] user {user}, recent events {recent}", out, ms)
+            before = out if before is None else before
+        # The new event: a cart add of the item this user really interacted with next.
+        new_item = str(test.relevant[0][0])
+        new_events = [(new_item, "cart"), *events]
+        for protocol, target in (("grpc", running.grpc_target), ("rest", running.rest_target)):
+            client = Client(target, protocol=protocol)
+            start = time.perf_counter()
+            out = client.predict(model_name, _request(user, new_events, 5),
+                                 signature_name="recommend")
+            ms = (time.perf_counter() - start) * 1000
+            _print_list(f"\n[{protocol}] same user right after a cart event for {new_item}",
+                        out, ms)
+        changed = list(out["item_ids"][0]) != list(before["item_ids"][0])
+        print(f"\nRecommendations changed with the new event, no retraining: {changed}")
+    print("Server stopped.")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="synthetic", choices=sorted(_CONFIGS))
     parser.add_argument("--workdir", default="runs/demo")
+    parser.add_argument("--export-dir", default="export")
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parents[1]
@@ -74,6 +85,7 @@ def main(argv=None) -> int:
 
     from tfrec.data import prepared as prepared_lib
     from tfrec.evaluation import run as evaluation_run
+    from tfrec.exporting import run as export_run
     from tfrec.training import run as training_run
 
     start = time.perf_counter()
@@ -81,9 +93,26 @@ def main(argv=None) -> int:
     training_run.train_all(cfg, args.workdir, prepared=prepared)
     trained = time.perf_counter()
     evaluation_run.evaluate_workdir(args.workdir, prepared)
-    realtime_example(cfg, args.workdir, prepared)
-    print(f"\nDemo done: training {trained - start:.0f}s, total {time.perf_counter() - start:.0f}s. "
-          f"TensorBoard: tensorboard --logdir {args.workdir}")
+    steps = {"train": trained - start, "evaluate": time.perf_counter() - trained}
+    mark = time.perf_counter()
+    try:
+        from tfrec.compression import run as compression_run
+    except ImportError:  # compression is optional for the demo
+        compression_run = None
+    if compression_run is not None:
+        compression_run.compress_workdir(args.workdir, prepared=prepared)
+        steps["compress"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    export_dir = Path(args.export_dir) / cfg.name
+    shutil.rmtree(export_dir, ignore_errors=True)  # the demo's own export, rebuilt each run
+    export_run.export(args.workdir, export_dir)
+    steps["export"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    serve_and_query(export_dir, prepared)
+    steps["serve"] = time.perf_counter() - mark
+    total = time.perf_counter() - start
+    print("\nDemo done in " + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items())
+          + f" (total {total:.0f}s). TensorBoard: tensorboard --logdir {args.workdir}")
     return 0
 
 
