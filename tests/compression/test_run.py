@@ -108,7 +108,7 @@ def test_int8_savedmodel_is_int8_core_ops_and_ranks_like_float32(compressed):
         len(set(a) & set(b)) / 10
         for a, b in zip(ids["float32"], ids["int8_savedmodel"], strict=True)
     ]
-    # Measured on tiny: mean top-10 overlap ~0.97.
+    # Bound: int8 weights and index move scores by ~1e-3; near-ties may swap at the cut-off.
     assert np.mean(overlap) >= 0.9 and min(overlap) >= 0.5, np.mean(overlap)
 
 
@@ -167,3 +167,5 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "`sparsity` must be" in capsys.readouterr().err
     assert cli.main(["compress", "--workdir", str(tmp_path), "--fine-tune-steps", "1"]) == 2
     assert "`fine_tune_steps` must be an int >= 2, received 1" in capsys.readouterr().err
+    assert cli.main(["compress", "--workdir", str(tmp_path), "--qat-steps", "0"]) == 2
+    assert "`qat_steps` must be an int >= 1, received 0" in capsys.readouterr().err

@@ -61,6 +61,10 @@ def _datasets(config, workdir, prepared, retrieval_model, heads):
 def _single_positional(layer) -> bool:
     # TF-MOT wrappers call `layer.call(inputs, training=...)`: a layer called with two positional
     # tensors (DCN's `Cross(x0, x)`) would receive its second input as `training`.
+    # A frozen layer (the item-vector table copied from the retrieval tower) is not the ranker's
+    # to prune: zeroing it would change the items' meaning with no fine-tuning to compensate.
+    if not layer.trainable:
+        return False
     return all(len(node.call_args) <= 1 for node in layer._inbound_nodes)
 
 
@@ -164,19 +168,38 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
     """Float and int8 TFLite rankers; returns name -> callable(**features) -> outputs dict."""
     from tfrec.compression import tflite
 
-    model, feed = artifacts.tflite_ready(network)
-    calibration = [feed(f) for f, _ in train.take(4)]
+    try:
+        model, feed = artifacts.tflite_ready(network)
+        int8_modes, note = ["full_int8", "dynamic_range"], "lookups run beside the flatbuffer"
+    except ValueError:
+        # `graph.rebuild(cut=...)` cannot cut a lookup called at two nodes (the ranker's
+        # item-vector lookup): keep the lookups inside, and skip full-integer calibration,
+        # which crashes on string inputs.
+        model, int8_modes = network, ["dynamic_range"]
+        note = "lookups inside (shared lookup cannot be cut): dynamic range, no calibration"
+
+        def feed(features):
+            return {k: np.asarray(v) for k, v in features.items()}
+
+    # One `[batch, heads]` output in head order: TFLite renames a dict's outputs.
+    columns = [tf.keras.layers.Reshape((1,), name=f"{h}_column")(model.output[h]) for h in heads]
+    stacked = tf.keras.layers.Concatenate(name="heads")(columns) if len(heads) > 1 else columns[0]
+    model = tf.keras.Model(model.input, stacked)
     callables = {}
     for name, quantize in (("ranker_float32_tflite", False), ("ranker_int8_tflite", True)):
-        modes = ["full_int8", "dynamic_range"] if quantize else ["float"]
-        blob = None
+        modes = int8_modes if quantize else ["float"]
+        blob, failures = None, []
         for mode in modes:
             try:
-                blob = tflite.to_tflite(model, calibration if mode == "full_int8" else None, mode)
+                calibration = [feed(f) for f, _ in train.take(4)] if mode == "full_int8" else None
+                blob = tflite.to_tflite(model, calibration, mode)
                 break
-            except ValueError:
-                continue
+            except ValueError as e:
+                failures.append(f"{mode}: {str(e).splitlines()[-1][:200]}")
         if blob is None:
+            found["ranker_float32"]["notes"].append(
+                f"`{name}` missing: TFLite conversion failed ({'; '.join(failures)})"
+            )
             continue
         directory = out / name
         directory.mkdir(parents=True, exist_ok=True)
@@ -184,8 +207,8 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
         runner = tflite.TFLiteRunner(blob)
 
         def call(runner=runner, **features):
-            got = runner.predict(feed(features))
-            return got if isinstance(got, dict) else {heads[0]: got}
+            got = np.reshape(runner.predict(feed(features)), [-1, len(heads)])
+            return {h: got[:, i] for i, h in enumerate(heads)}
 
         callables[name] = call
         mode = runner.mode
@@ -195,7 +218,7 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
             "weights": f"TFLite {mode}",
             "tflite_mode": mode,
             "sparsity": {"overall": None, "per_weight": {}, "unpruned": []},
-            "notes": [f"TFLite ranking network, achieved mode `{mode}`"],
+            "notes": [f"TFLite ranking network, achieved mode `{mode}`; {note}"],
             "quality": _auc(lambda f, c=call: c(**f), test, heads),
         }
     return callables

@@ -22,7 +22,7 @@ from tfrec.training import workdir as workdir_lib
 DEFAULT_SPARSITIES = (0.5, 0.8)
 
 
-def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int):
+def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int, qat_steps=None):
     """Validates everything cheap before any work: workdir, trained weights, targets, steps.
 
     Returns:
@@ -32,6 +32,10 @@ def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int):
         raise errors.ConfigError("`sparsity` must list at least one target, received none")
     targets = sorted({variants.check_sparsity(s) for s in sparsities})
     variants.check_steps(fine_tune_steps)
+    if qat_steps is not None and (
+        isinstance(qat_steps, bool) or not isinstance(qat_steps, int) or qat_steps < 1
+    ):
+        raise errors.ConfigError(f"`qat_steps` must be an int >= 1, received {qat_steps!r}")
     wd = workdir_lib.Workdir(workdir)
     if not wd.root.is_dir():
         raise errors.WorkdirError(
@@ -102,7 +106,7 @@ def compress_workdir(
     Returns:
         The report dict (also written as JSON and Markdown).
     """
-    wd, config, targets = check_inputs(workdir, sparsities, fine_tune_steps)
+    wd, config, targets = check_inputs(workdir, sparsities, fine_tune_steps, qat_steps)
     qat_steps = fine_tune_steps if qat_steps is None else qat_steps
     start = time.perf_counter()
     out = wd.root / "compression"
