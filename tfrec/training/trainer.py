@@ -153,6 +153,11 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         "examples_per_second": (epochs_run * steps * batch_size / seconds) if seconds and epochs_run else None,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
     }
+    if epochs_run == 0 and wd.history.is_file():
+        # A resumed run with nothing left to train keeps the record of the run that trained.
+        previous = json.loads(wd.history.read_text(encoding="utf-8"))
+        summary.update({k: previous[k] for k in ("seconds", "examples_per_second", "epochs_run",
+                                                 "history") if k in previous})
     if kind == "tfrec":
         prior, tried = validation.tune_prior(model)
         prior.save(wd.repeat_prior)
