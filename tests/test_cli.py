@@ -10,8 +10,9 @@ from tfrec import cli
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "tfrec", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tfrec", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,13 +32,45 @@ def test_serve_help():
 
 def test_data_generate_then_stats_on_the_written_csv(tmp_path, capsys):
     out = tmp_path / "synth"
-    assert cli.main(["data", "generate", "--out", str(out), "--items", "80", "--users", "40",
-                     "--events", "900", "--categories", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "generate",
+                "--out",
+                str(out),
+                "--items",
+                "80",
+                "--users",
+                "40",
+                "--events",
+                "900",
+                "--categories",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert {"interactions.csv", "items.csv", "users.csv"} <= {p.name for p in out.iterdir()}
     capsys.readouterr()
-    assert cli.main(["data", "stats", "--dataset", "csv", "--path", str(out / "interactions.csv"),
-                     "--set", "data.csv.catalog=items.csv", "--set", "data.csv.event_type=event_type",
-                     "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "stats",
+                "--dataset",
+                "csv",
+                "--path",
+                str(out / "interactions.csv"),
+                "--set",
+                "data.csv.catalog=items.csv",
+                "--set",
+                "data.csv.event_type=event_type",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["interactions"] == 900
     assert set(report["split"]) >= {"train", "validation", "test"}

@@ -8,8 +8,9 @@ import sys
 def _run(code: str, **env):
     full = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     full.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=300
+    )
 
 
 def test_import_sets_legacy_keras():

@@ -36,8 +36,7 @@ def bench_uci_load() -> dict:
     from tfrec.data import pipeline
     from tfrec.data import prepared as prepared_lib
 
-    cfg = config_lib.load(str(ROOT / "configs" / "online_retail.yaml"),
-                          [f"data.path={UCI}"])
+    cfg = config_lib.load(str(ROOT / "configs" / "online_retail.yaml"), [f"data.path={UCI}"])
     start = time.perf_counter()
     prepared = prepared_lib.prepare(cfg)
     prepare_s = time.perf_counter() - start
@@ -75,8 +74,14 @@ def bench_train_throughput(steps: int = 60) -> dict:
         tf.keras.utils.set_random_seed(0)
         model = trainer.build_model(cfg, prepared, kind)
         model.compile(optimizer=tf.keras.optimizers.Adam(cfg.train.learning_rate))
-        ds = pipeline.retrieval_dataset(prepared.train, prepared.table, prepared.spec,
-                                        cfg.train.batch_size, repeat=True, drop_remainder=True)
+        ds = pipeline.retrieval_dataset(
+            prepared.train,
+            prepared.table,
+            prepared.spec,
+            cfg.train.batch_size,
+            repeat=True,
+            drop_remainder=True,
+        )
         model.fit(ds, steps_per_epoch=10, epochs=1, verbose=0)  # warm-up: tracing
         start = time.perf_counter()
         model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -98,7 +103,9 @@ BENCHMARKS = {"uci_load": bench_uci_load, "train_throughput": bench_train_throug
 def _run_child(name: str) -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "tfrec.bench", "--child", name],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
@@ -124,8 +131,11 @@ def main(argv=None) -> int:
         return 0
     names = args.only or list(BENCHMARKS)
     results = {
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+        },
         "benchmarks": {},
     }
     for name in names:

@@ -13,7 +13,10 @@ from tfrec import errors
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (defaults apply where it is silent)")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config field, e.g. --set train.epochs=3 (repeatable)",
     )
 
@@ -40,12 +43,17 @@ def cmd_data_generate(args) -> int:
     from tfrec.data import synthetic
 
     ds = synthetic.generate(
-        num_items=args.items, num_users=args.users, num_events=args.events,
-        num_categories=args.categories, seed=args.seed,
+        num_items=args.items,
+        num_users=args.users,
+        num_events=args.events,
+        num_categories=args.categories,
+        seed=args.seed,
     )
     synthetic.write(ds, args.out)
-    print(f"wrote {len(ds.interactions)} interactions, {len(ds.items)} items, "
-          f"{len(ds.users)} users to {args.out}")
+    print(
+        f"wrote {len(ds.interactions)} interactions, {len(ds.items)} items, "
+        f"{len(ds.users)} users to {args.out}"
+    )
     return 0
 
 
@@ -70,8 +78,12 @@ def cmd_export(args) -> int:
     from tfrec.exporting import run
 
     result = run.export(
-        args.workdir, args.export_dir, version=args.version, model_name=args.model_name,
-        add_items=args.add_items, with_text=not args.no_text,
+        args.workdir,
+        args.export_dir,
+        version=args.version,
+        model_name=args.model_name,
+        add_items=args.add_items,
+        with_text=not args.no_text,
         with_compressed=args.with_compressed,
     )
     print(json.dumps(result, indent=2))
@@ -83,8 +95,15 @@ def cmd_recommend(args) -> int:
 
     recent, events = remote.parse_recent(args.recent, args.events)
     rows = remote.recommend(
-        args.server, args.user, recent, events, query=args.query, k=args.k, rest=args.rest,
-        model_name=args.model_name, signature=args.signature,
+        args.server,
+        args.user,
+        recent,
+        events,
+        query=args.query,
+        k=args.k,
+        rest=args.rest,
+        model_name=args.model_name,
+        signature=args.signature,
     )
     print(remote.format_rows(rows))
     return 0
@@ -98,8 +117,11 @@ def _add_export_commands(sub) -> None:
     exp.add_argument("--model-name", default="tfrec")
     exp.add_argument("--add-items", help="CSV of new items (item_id,title[,description,...])")
     exp.add_argument("--no-text", action="store_true", help="skip the query-text model")
-    exp.add_argument("--with-compressed", action="store_true",
-                     help="also export the SavedModels under <workdir>/compression")
+    exp.add_argument(
+        "--with-compressed",
+        action="store_true",
+        help="also export the SavedModels under <workdir>/compression",
+    )
     exp.set_defaults(func=cmd_export)
     rec = sub.add_parser("recommend", help="ask a running server for recommendations")
     rec.add_argument("--server", required=True, help="HOST:PORT (gRPC, or REST with --rest)")
@@ -166,19 +188,40 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)
     _add_export_commands(sub)
-    comp = sub.add_parser("compress", help="pruned, QAT and int8 variants with a size/quality/"
-                          "latency report in <workdir>/compression")
+    comp = sub.add_parser(
+        "compress",
+        help="pruned, QAT and int8 variants with a size/quality/"
+        "latency report in <workdir>/compression",
+    )
     comp.add_argument("--workdir", required=True, help="a trained run directory")
-    comp.add_argument("--sparsity", type=float, action="append", default=[],
-                      help="pruning target in (0, 1), repeatable (default: 0.5 and 0.8)")
-    comp.add_argument("--fine-tune-steps", type=int, default=100,
-                      help="fine-tuning steps per pruned variant (default 100)")
-    comp.add_argument("--qat-steps", type=int, default=None,
-                      help="fine-tuning steps of the QAT variants (default: --fine-tune-steps)")
-    comp.add_argument("--latency-calls", type=int, default=100,
-                      help="timed calls per variant and batch size (default 100)")
-    comp.add_argument("--batch-size", type=int, default=64,
-                      help="requests per batched latency call (default 64)")
+    comp.add_argument(
+        "--sparsity",
+        type=float,
+        action="append",
+        default=[],
+        help="pruning target in (0, 1), repeatable (default: 0.5 and 0.8)",
+    )
+    comp.add_argument(
+        "--fine-tune-steps",
+        type=int,
+        default=100,
+        help="fine-tuning steps per pruned variant (default 100)",
+    )
+    comp.add_argument(
+        "--qat-steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps of the QAT variants (default: --fine-tune-steps)",
+    )
+    comp.add_argument(
+        "--latency-calls",
+        type=int,
+        default=100,
+        help="timed calls per variant and batch size (default 100)",
+    )
+    comp.add_argument(
+        "--batch-size", type=int, default=64, help="requests per batched latency call (default 64)"
+    )
     comp.set_defaults(func=cmd_compress)
     serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
     if argv and argv[0] == "serve":

@@ -286,7 +286,9 @@ def check(config: Config) -> None:
     if not (config.model.use_item_ids or config.model.use_text):
         raise errors.ConfigError("`model.use_item_ids` and `model.use_text` cannot both be false")
     if config.data.max_history < 1:
-        raise errors.ConfigError(f"`data.max_history` must be >= 1, received {config.data.max_history}")
+        raise errors.ConfigError(
+            f"`data.max_history` must be >= 1, received {config.data.max_history}"
+        )
 
 
 def dump(config: Config) -> str:

@@ -43,10 +43,15 @@ def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> No
 
     test = prepared.test
     user = str(test.user_id[0])
-    events = [(i, e) for i, e in zip(test.history_item_ids[0], test.history_event_types[0],
-                                     strict=True) if i][:5]
+    events = [
+        (i, e)
+        for i, e in zip(test.history_item_ids[0], test.history_event_types[0], strict=True)
+        if i
+    ][:5]
     with server.start(export_dir, grpc_port=0, rest_port=0) as running:
-        print(f"\nServing {model_name} on gRPC {running.grpc_target} and REST {running.rest_target}")
+        print(
+            f"\nServing {model_name} on gRPC {running.grpc_target} and REST {running.rest_target}"
+        )
         before = None
         for protocol, target in (("grpc", running.grpc_target), ("rest", running.rest_target)):
             client = Client(target, protocol=protocol)
@@ -63,11 +68,13 @@ def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> No
         for protocol, target in (("grpc", running.grpc_target), ("rest", running.rest_target)):
             client = Client(target, protocol=protocol)
             start = time.perf_counter()
-            out = client.predict(model_name, _request(user, new_events, 5),
-                                 signature_name="recommend")
+            out = client.predict(
+                model_name, _request(user, new_events, 5), signature_name="recommend"
+            )
             ms = (time.perf_counter() - start) * 1000
-            _print_list(f"\n[{protocol}] same user right after a cart event for {new_item}",
-                        out, ms)
+            _print_list(
+                f"\n[{protocol}] same user right after a cart event for {new_item}", out, ms
+            )
         changed = list(out["item_ids"][0]) != list(before["item_ids"][0])
         print(f"\nRecommendations changed with the new event, no retraining: {changed}")
     print("Server stopped.")
@@ -111,8 +118,11 @@ def main(argv=None) -> int:
     serve_and_query(export_dir, prepared)
     steps["serve"] = time.perf_counter() - mark
     total = time.perf_counter() - start
-    print("\nDemo done in " + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items())
-          + f" (total {total:.0f}s). TensorBoard: tensorboard --logdir {args.workdir}")
+    print(
+        "\nDemo done in "
+        + ", ".join(f"{k} {v:.0f}s" for k, v in steps.items())
+        + f" (total {total:.0f}s). TensorBoard: tensorboard --logdir {args.workdir}"
+    )
     return 0
 
 

@@ -25,8 +25,14 @@ ITEM_TOKEN_IDS = "item_token_ids"  # tf.int32 [text_length]; WordPiece ids of it
 ITEM_CATEGORY = "item_category"  # tf.string []; "" when unknown
 ITEM_PRICE = "item_price"  # tf.float32 []; standardized log1p(price), 0.0 when unknown
 
-QUERY_FEATURES = (USER_ID, HISTORY_ITEM_IDS, HISTORY_EVENT_TYPES, HOUR_OF_DAY, DAY_OF_WEEK,
-                  QUERY_TOKEN_IDS)
+QUERY_FEATURES = (
+    USER_ID,
+    HISTORY_ITEM_IDS,
+    HISTORY_EVENT_TYPES,
+    HOUR_OF_DAY,
+    DAY_OF_WEEK,
+    QUERY_TOKEN_IDS,
+)
 CANDIDATE_FEATURES = (ITEM_ID, ITEM_TOKEN_IDS, ITEM_CATEGORY, ITEM_PRICE)
 
 # WordPiece special tokens; "[PAD]" must be id 0 so zero padding means "no token".

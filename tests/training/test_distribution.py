@@ -27,13 +27,24 @@ print("RESULT " + json.dumps(summary))
 
 def _train(workdir, *overrides):
     proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(workdir), str(ROOT / "configs" / "tiny.yaml"),
-         "train.epochs=2", "train.steps_per_epoch=4", *overrides],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            str(workdir),
+            str(ROOT / "configs" / "tiny.yaml"),
+            "train.epochs=2",
+            "train.steps_per_epoch=4",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):

@@ -73,5 +73,3 @@ def prepare(config: config_lib.Config) -> PreparedData:
         validation=validation,
         test=test,
     )
-
-

@@ -28,8 +28,13 @@ class TrainingState:
         self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
         self.best_epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
-        parts = dict(model=model, epoch=self.epoch, best=self.best,
-                     best_epoch=self.best_epoch_var, wait=self.wait)
+        parts = dict(
+            model=model,
+            epoch=self.epoch,
+            best=self.best,
+            best_epoch=self.best_epoch_var,
+            wait=self.wait,
+        )
         if optimizer is not None:
             parts["optimizer"] = optimizer
         self.latest = tf.train.CheckpointManager(
@@ -89,8 +94,11 @@ class ValidationRecall(tf.keras.callbacks.Callback):
             self.state.wait.assign(0)
         else:
             self.state.wait.assign_add(1)
-        print(f"epoch {done}: val_recall@50={value:.4f} (best {self.state.best_value:.4f} "
-              f"at epoch {self.state.best_epoch})", flush=True)
+        print(
+            f"epoch {done}: val_recall@50={value:.4f} (best {self.state.best_value:.4f} "
+            f"at epoch {self.state.best_epoch})",
+            flush=True,
+        )
         if self.patience and int(self.state.wait.numpy()) >= self.patience:
             print(f"Early stopping: no improvement for {self.patience} epochs", flush=True)
             self.model.stop_training = True
@@ -150,4 +158,6 @@ def write_hparams(tb_dir, config: config_lib.Config, summary: dict) -> None:
         hp.hparams(flat, trial_id=str(tb_dir.parent.name))
         value = summary.get("best_validation_recall@50")
         if value is not None and np.isfinite(value):
-            tf.summary.scalar("best_validation_recall@50", value, step=max(1, summary["epochs_run"]))
+            tf.summary.scalar(
+                "best_validation_recall@50", value, step=max(1, summary["epochs_run"])
+            )

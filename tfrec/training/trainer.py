@@ -122,7 +122,9 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         callbacks.LearningRateLogger(),
         callbacks.ValidationRecall(validation.recall, state, tc.early_stopping_patience),
         tf.keras.callbacks.TensorBoard(
-            log_dir=str(wd.tb), histogram_freq=tc.histogram_freq, update_freq="epoch",
+            log_dir=str(wd.tb),
+            histogram_freq=tc.histogram_freq,
+            update_freq="epoch",
             profile_batch=0,
         ),
         callbacks.Checkpointing(state),
@@ -150,14 +152,21 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         "best_validation_recall@50": state.best_value,
         "train_examples": num_examples,
         "seconds": seconds,
-        "examples_per_second": (epochs_run * steps * batch_size / seconds) if seconds and epochs_run else None,
+        "examples_per_second": (epochs_run * steps * batch_size / seconds)
+        if seconds and epochs_run
+        else None,
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
     }
     if epochs_run == 0 and wd.history.is_file():
         # A resumed run with nothing left to train keeps the record of the run that trained.
         previous = json.loads(wd.history.read_text(encoding="utf-8"))
-        summary.update({k: previous[k] for k in ("seconds", "examples_per_second", "epochs_run",
-                                                 "history") if k in previous})
+        summary.update(
+            {
+                k: previous[k]
+                for k in ("seconds", "examples_per_second", "epochs_run", "history")
+                if k in previous
+            }
+        )
     if kind == "tfrec":
         prior, tried = validation.tune_prior(model)
         prior.save(wd.repeat_prior)

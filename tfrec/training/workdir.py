@@ -10,8 +10,14 @@ from tfrec import config as config_lib
 from tfrec import errors
 
 # Fields that may change between a run and its resumption: they do not change the model.
-_RESUMABLE = ("train.epochs", "train.early_stopping_patience", "train.steps_per_epoch",
-              "train.histogram_freq", "eval", "name")
+_RESUMABLE = (
+    "train.epochs",
+    "train.early_stopping_patience",
+    "train.steps_per_epoch",
+    "train.histogram_freq",
+    "eval",
+    "name",
+)
 
 
 class Workdir:
