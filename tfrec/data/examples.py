@@ -160,6 +160,21 @@ def _check(start_ts: int, end_ts: int, max_history: int, target_events: Sequence
         )
 
 
+def _query_fields(interactions, log: _Log, positions: np.ndarray, max_history: int) -> dict:
+    """The query features shared by training examples and evaluation queries."""
+    items, events = log.history(positions, max_history)
+    ts = log.ts[positions]
+    hour, day = time_features(ts)
+    return {
+        "user_id": interactions["user_id"].to_numpy(dtype=object)[log.order[positions]],
+        "history_item_ids": items,
+        "history_event_types": events,
+        "timestamp": ts,
+        "hour_of_day": hour,
+        "day_of_week": day,
+    }
+
+
 def build_examples(
     interactions: pd.DataFrame,
     start_ts: int,
@@ -186,17 +201,8 @@ def build_examples(
     _check(start_ts, end_ts, max_history, target_events)
     log = _Log(interactions)
     positions = log.targets(start_ts, end_ts, target_events)
-    items, events = log.history(positions, max_history)
-    ts = log.ts[positions]
-    hour, day = time_features(ts)
-    users = interactions["user_id"].to_numpy(dtype=object)[log.order[positions]]
     return RetrievalExamples(
-        user_id=users,
-        history_item_ids=items,
-        history_event_types=events,
-        timestamp=ts,
-        hour_of_day=hour,
-        day_of_week=day,
+        **_query_fields(interactions, log, positions, max_history),
         item_id=log.item[positions].astype(object),
         event_type=log.event[positions].astype(object),
     )
@@ -258,17 +264,8 @@ def build_eval_queries(
     chrono = np.argsort(first_row, kind="stable")
     query_positions = query_positions[chrono]
     relevant = [relevant[i] for i in chrono.tolist()]
-    items, events = log.history(query_positions, max_history)
-    ts = log.ts[query_positions]
-    hour, day = time_features(ts)
-    users = interactions["user_id"].to_numpy(dtype=object)[log.order[query_positions]]
     return EvalQueries(
-        user_id=users,
-        history_item_ids=items,
-        history_event_types=events,
-        timestamp=ts,
-        hour_of_day=hour,
-        day_of_week=day,
+        **_query_fields(interactions, log, query_positions, max_history),
         relevant=relevant,
         seen=_seen_items(log, query_positions),
     )

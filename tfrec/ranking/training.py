@@ -81,18 +81,14 @@ class RankerValidation(tf.keras.callbacks.Callback):
                     logs[f"val_{head}_{name}"] = value  # TensorBoard: validation run
         value = selection_score(self.last, self.loss_weights)
         done = epoch + 1
-        if value > self.state.best_value:
-            self.state.save_best(done, value)
-            self.state.wait.assign(0)
-        else:
-            self.state.wait.assign_add(1)
+        self.state.record(done, value)
         aucs = ", ".join(f"{h} {m['auc']:.4f}" for h, m in self.last.items() if "auc" in m)
         print(
             f"ranker epoch {done}: val score {value:.4f} (best {self.state.best_value:.4f} at "
             f"epoch {self.state.best_epoch}); val auc {aucs}",
             flush=True,
         )
-        if self.patience and int(self.state.wait.numpy()) >= self.patience:
+        if self.state.out_of_patience(self.patience):
             print(f"Ranker early stopping: no improvement for {self.patience} epochs", flush=True)
             self.model.stop_training = True
 

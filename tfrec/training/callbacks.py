@@ -64,6 +64,18 @@ class TrainingState:
         self.best_epoch_var.assign(epoch)
         self.best_manager.save(checkpoint_number=epoch)
 
+    def record(self, epoch: int, value: float) -> None:
+        """Saves the weights when `value` beats the best so far; otherwise counts a wait."""
+        if value > self.best_value:
+            self.save_best(epoch, value)
+            self.wait.assign(0)
+        else:
+            self.wait.assign_add(1)
+
+    def out_of_patience(self, patience: int) -> bool:
+        """True once `patience` epochs in a row brought no improvement (0: never)."""
+        return bool(patience) and int(self.wait.numpy()) >= patience
+
     def restore_best(self, required: bool = False) -> None:
         path = self.best_manager.latest_checkpoint or self.latest.latest_checkpoint
         if path is None:
@@ -89,17 +101,13 @@ class ValidationRecall(tf.keras.callbacks.Callback):
         if logs is not None:
             logs["val_recall@50"] = value
         done = epoch + 1
-        if value > self.state.best_value:
-            self.state.save_best(done, value)
-            self.state.wait.assign(0)
-        else:
-            self.state.wait.assign_add(1)
+        self.state.record(done, value)
         print(
             f"epoch {done}: val_recall@50={value:.4f} (best {self.state.best_value:.4f} "
             f"at epoch {self.state.best_epoch})",
             flush=True,
         )
-        if self.patience and int(self.state.wait.numpy()) >= self.patience:
+        if self.state.out_of_patience(self.patience):
             print(f"Early stopping: no improvement for {self.patience} epochs", flush=True)
             self.model.stop_training = True
 
