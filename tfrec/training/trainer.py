@@ -158,15 +158,11 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
     }
     if epochs_run == 0 and wd.history.is_file():
-        # A resumed run with nothing left to train keeps the record of the run that trained.
+        # A resumed run with nothing left to train keeps the timing of the run that trained;
+        # `epochs_run` stays 0: it describes this invocation.
         previous = json.loads(wd.history.read_text(encoding="utf-8"))
-        summary.update(
-            {
-                k: previous[k]
-                for k in ("seconds", "examples_per_second", "epochs_run", "history")
-                if k in previous
-            }
-        )
+        kept = ("seconds", "examples_per_second", "history")
+        summary.update({k: previous[k] for k in kept if k in previous})
     if kind == "tfrec":
         prior, tried = validation.tune_prior(model)
         prior.save(wd.repeat_prior)
