@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfrec import features
 from tfrec.layers import id_dropout
+from tfrec.models import tower_head
 
 
 def _inputs(text_length: int) -> dict:
@@ -112,15 +113,5 @@ def build_candidate_tower(
                 )(category)
             )
         parts.append(tf.keras.layers.Reshape((1,), name="price")(inputs[features.ITEM_PRICE]))
-    x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="item_features")(parts)
-    for i, units in enumerate(hidden_units):
-        x = tf.keras.layers.Dense(units, activation="relu", name=f"item_hidden_{i}")(x)
-    # float32 output: scores, the loss and the serving index should not see float16 rounding.
-    if hidden_units or len(parts) > 1 or x.shape[-1] != embedding_dim:
-        x = tf.keras.layers.Dense(embedding_dim, dtype="float32", name="item_projection")(x)
-    else:
-        # A lone id embedding of the output size is the output (the TFRS tutorial's tower).
-        x = tf.keras.layers.Activation("linear", dtype="float32", name="item_output")(x)
-    if normalize:
-        x = tf.keras.layers.UnitNormalization(dtype="float32", name="item_l2_norm")(x)
+    x = tower_head.tower_head(parts, hidden_units, embedding_dim, normalize, "item")
     return tf.keras.Model(inputs, x, name=name)

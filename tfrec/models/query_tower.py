@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tfrec import features
+from tfrec.models import tower_head
 
 
 def _inputs(max_history: int, query_text_length: int) -> dict:
@@ -115,15 +116,5 @@ def build_query_tower(
         parts.append(_time_embedding(inputs[features.DAY_OF_WEEK], 7, id_embedding_dim, "day"))
     if text_encoder is not None:
         parts.append(text_encoder(inputs[features.QUERY_TOKEN_IDS]))
-    x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="query_features")(parts)
-    for i, units in enumerate(hidden_units):
-        x = tf.keras.layers.Dense(units, activation="relu", name=f"query_hidden_{i}")(x)
-    # float32 output: scores, the loss and the serving index should not see float16 rounding.
-    if hidden_units or len(parts) > 1 or x.shape[-1] != embedding_dim:
-        x = tf.keras.layers.Dense(embedding_dim, dtype="float32", name="query_projection")(x)
-    else:
-        # A lone id embedding of the output size is the output (the TFRS tutorial's tower).
-        x = tf.keras.layers.Activation("linear", dtype="float32", name="query_output")(x)
-    if normalize:
-        x = tf.keras.layers.UnitNormalization(dtype="float32", name="query_l2_norm")(x)
+    x = tower_head.tower_head(parts, hidden_units, embedding_dim, normalize, "query")
     return tf.keras.Model(inputs, x, name=name)
