@@ -11,7 +11,7 @@ from tfrec.data import pipeline
 
 
 def _embed(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
-    # predict_on_batch per batch: Model.predict would wrap the loop in its own progress bar.
+    # The model is called per batch: Model.predict would wrap the loop in its own progress bar.
     parts = [np.asarray(model(batch, training=False), dtype=np.float32) for batch in ds]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
