@@ -7,14 +7,17 @@ import pytest
 import tfrec  # noqa: F401
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.data import csv_loader
+from tfrec.data import cleaning, csv_loader
 
 
 def test_minimal_mapping_uses_defaults(write):
-    path = write("log.csv", ["user_id,item_id,timestamp", "u1,a,20", "u2,b,10", "u1,b,30"])
+    path = write(
+        "log.csv",
+        ["user_id,item_id,timestamp", "u1,a,1700000020", "u2,b,1700000010", "u1,b,1700000030"],
+    )
     ds = csv_loader.load(config_lib.CsvConfig(interactions=str(path)))
     inter = ds.interactions
-    assert inter["timestamp"].tolist() == [10, 20, 30]  # sorted by time
+    assert inter["timestamp"].tolist() == [1700000010, 1700000020, 1700000030]  # sorted by time
     assert inter["item_id"].tolist() == ["b", "a", "b"]
     assert set(inter["event_type"]) == {"purchase"}
     assert inter["value"].tolist() == [1.0] * 3 and inter["quantity"].tolist() == [1.0] * 3
@@ -65,7 +68,7 @@ def test_timestamp_format(write):
 
 
 def test_unknown_event_type_names_row_and_field(write):
-    path = write("log.csv", ["u,i,t,e", "1,a,1,view", "1,a,2,wishlist"])
+    path = write("log.csv", ["u,i,t,e", "1,a,1700000001,view", "1,a,1700000002,wishlist"])
     csv = config_lib.CsvConfig(interactions=str(path), user_id="u", item_id="i", timestamp="t",
                                event_type="e")  # fmt: skip
     with pytest.raises(errors.DataError, match="row 3, field `e`.*received 'wishlist'"):
@@ -96,9 +99,93 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_parquet(tmp_path):
-    frame = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"], "timestamp": [5, 3],
+    frame = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"], "timestamp": [1700000005, 1700000003],
                           "title": ["Mug", "Pan"]})  # fmt: skip
     frame.to_parquet(tmp_path / "log.parquet")
     ds = csv_loader.load(config_lib.CsvConfig(interactions="log.parquet"), base_dir=tmp_path)
     assert ds.interactions["item_id"].tolist() == ["b", "a"]
     assert ds.items.set_index("item_id")["title"].to_dict() == {"a": "Mug", "b": "Pan"}
+
+
+def test_bad_catalog_price_names_its_own_row(write, tmp_path):
+    write("log.csv", ["user_id,item_id,timestamp,price", "u,a,1700000000,2.5"])
+    write("items.csv", ["item_id,title,price", "a,Mug,2.5", "b,Pan,cheap"])
+    csv = config_lib.CsvConfig(interactions="log.csv", catalog="items.csv", price="price")
+    with pytest.raises(errors.DataError, match=r"items\.csv`, row 3, field `price`.*'cheap'"):
+        csv_loader.load(csv, base_dir=tmp_path)
+
+
+# Row numbers in comments; row 3 spans two lines, so row 4 starts on line 5.
+SUSPECT = [
+    "user_id,item_id,timestamp,price,note",
+    "u1,a,1700000000,2.5,",  # 2 kept
+    'u1,b,1700000100,3.0,"two\nlines"',  # 3 kept
+    "u1,a,1700000000,2.5,",  # 5 duplicate of 2
+    "u2,a,5,2.5,",  # 6 year 1970
+    "u2,b,10413792000,3.0,",  # 7 year 2300
+    "u2,c,1700000200,-1.5,",  # 8 negative price
+    "u2,c,1700000300,0,",  # 9 zero price
+    "u3,c,1700000400,,",  # 10 kept: an unknown price is not a bad one
+]
+
+
+def test_suspect_rows_are_dropped_counted_and_named(write):
+    ds = csv_loader.load(config_lib.CsvConfig(interactions=str(write("log.csv", SUSPECT)),
+                                              price="price"))  # fmt: skip
+    report = ds.report
+    assert report.dropped == {
+        "missing `user_id`": 0, "missing `item_id`": 0, "missing `timestamp`": 0,
+        "timestamp outside the plausible time range": 2, "price <= 0": 2,
+        "exact duplicate row": 1,
+    }  # fmt: skip
+    assert report.rows_kept == 3 and ds.interactions["item_id"].tolist() == ["a", "b", "c"]
+    assert report.examples == {
+        "timestamp outside the plausible time range": [
+            "row 6: `timestamp` '5' (1970-01-01 00:00:05 UTC)",
+            "row 7: `timestamp` '10413792000' (2300-01-01 00:00:00 UTC)",
+        ],
+        "price <= 0": ["row 8: `price` '-1.5'", "row 9: `price` '0'"],
+        "exact duplicate row": ["row 5: copy of row 2"],
+    }
+    assert "`data.strict` refuses them" in report.treatments["exact duplicates"]
+
+
+@pytest.mark.parametrize(
+    "keep_rows, row, field, message",
+    [
+        ([1, 2, 3], 5, None, "expected each row once, received a copy of row 2"),
+        ([1, 4], 3, "timestamp", "expected a time from 1990-01-01 00:00:00 to .* received '5' "
+                                 r"\(1970-01-01 00:00:05 UTC\)"),
+        ([1, 5], 3, "timestamp", "received '10413792000' \\(2300-01-01"),
+        ([1, 6], 3, "price", "expected a price > 0, received '-1.5'"),
+        ([1, 7], 3, "price", "expected a price > 0, received '0'"),
+    ],
+)  # fmt: skip
+def test_strict_refuses_suspect_rows(write, keep_rows, row, field, message):
+    path = write("log.csv", [SUSPECT[0]] + [SUSPECT[i] for i in keep_rows])
+    csv = config_lib.CsvConfig(interactions=str(path), price="price")
+    with pytest.raises(errors.DataError, match=message) as info:
+        csv_loader.load(csv, rules=cleaning.Rules(strict=True))
+    assert (info.value.path, info.value.row, info.value.field) == (str(path), row, field)
+    assert "`data.strict` refuses such rows" in str(info.value)
+
+
+def test_plausible_time_range_is_configurable(write):
+    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,2009-12-31", "u,b,2010-06-01",
+                             "u,c,2011-01-02T00:00:01"])  # fmt: skip
+    rules = cleaning.Rules(min_timestamp="2010-01-01", max_timestamp="2011-01-02")
+    ds = csv_loader.load(config_lib.CsvConfig(interactions=str(path)), rules=rules)
+    assert ds.interactions["item_id"].tolist() == ["b"]
+    assert ds.report.examples["timestamp outside the plausible time range"] == [
+        "row 2: `timestamp` '2009-12-31' (2009-12-31 00:00:00 UTC)",
+        "row 4: `timestamp` '2011-01-02T00:00:01' (2011-01-02 00:00:01 UTC)",
+    ]
+
+
+def test_a_lone_huge_unix_time_is_implausible_not_milliseconds(write):
+    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,1700000000", "u,b,1e300"])
+    ds = csv_loader.load(config_lib.CsvConfig(interactions=str(path)))
+    assert ds.report.dropped["timestamp outside the plausible time range"] == 1
+    assert ds.report.examples["timestamp outside the plausible time range"][0].startswith(
+        "row 3: `timestamp` '1e300' ("
+    )

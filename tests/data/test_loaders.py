@@ -1,4 +1,7 @@
-"""Tests for the DataConfig dispatch and the shared file reading helpers."""
+"""Tests for the DataConfig dispatch: each dataset name reaches its loader, with its rules."""
+
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -15,13 +18,13 @@ def test_synthetic_dispatch():
 
 
 def test_csv_dispatch_with_a_file_path(write):
-    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,1"])
+    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,1700000000"])
     ds = loaders.load(config_lib.DataConfig(dataset="csv", path=str(path)))
     assert ds.interactions["item_id"].tolist() == ["a"]
 
 
 def test_csv_dispatch_with_a_folder(write, tmp_path):
-    write("log.csv", ["user_id,item_id,timestamp", "u,a,1"])
+    write("log.csv", ["user_id,item_id,timestamp", "u,a,1700000000"])
     data = config_lib.DataConfig(
         dataset="csv", path=str(tmp_path), csv=config_lib.CsvConfig(interactions="log.csv")
     )
@@ -40,22 +43,61 @@ def test_unknown_dataset():
         loaders.load(config_lib.DataConfig(dataset="imdb"))
 
 
-def test_line_of_counts_quoted_breaks_and_blank_lines(write):
-    path = write("t.csv", ["a,b", '1,"x', 'y"', "", "2,z", "3,w"])
-    fmt = loaders.TextFormat()
-    frame = loaders.read_table(path, fmt)
-    assert frame["b"].tolist() == ["x\ny", "z", "w"]
-    assert [loaders.line_of(path, r, fmt) for r in range(3)] == [2, 5, 6]
+def test_strict_reaches_the_loader(write):
+    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,1700000000", "u,a,1700000000"])
+    lenient = loaders.load(config_lib.DataConfig(dataset="csv", path=str(path)))
+    assert lenient.report.dropped["exact duplicate row"] == 1
+    strict = config_lib.DataConfig(dataset="csv", path=str(path), strict=True)
+    with pytest.raises(errors.DataError, match="row 3: expected each row once"):
+        loaders.load(strict)
 
 
-def test_ragged_row_names_line(write):
-    with pytest.raises(errors.DataError, match="row 3: expected 2 fields, received 3"):
-        loaders.read_table(write("t.csv", ["a,b", "1,2", "1,2,3"]))
+def test_time_range_comes_from_the_config(write):
+    path = write("log.csv", ["user_id,item_id,timestamp", "u,a,2001-01-01", "u,b,2020-01-01"])
+    data = config_lib.DataConfig(dataset="csv", path=str(path), min_timestamp="2010-01-01",
+                                 max_timestamp="2030-01-01T00:00:00+02:00")  # fmt: skip
+    assert loaders.load(data).interactions["item_id"].tolist() == ["b"]
+    rules = loaders.rules(data)
+    assert rules.time_range() == (1262304000, 1893448800)  # 2010-01-01Z, 2029-12-31T22:00Z
 
 
-def test_multi_character_separator(write):
-    frame = loaders.read_table(
-        write("t.dat", ["1::a|b", "2::c"]), loaders.TextFormat(sep="::", header=False),
-        names=["id", "genres"],
-    )  # fmt: skip
-    assert frame.to_dict("list") == {"id": ["1", "2"], "genres": ["a|b", "c"]}
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"min_timestamp": "soon"}, "`data.min_timestamp` must be an ISO 8601 .* received 'soon'"),
+        ({"min_timestamp": "2020-01-01", "max_timestamp": "2019-01-01"},
+         "`data.min_timestamp` must not be after `data.max_timestamp`"),
+        ({"max_field_size": 0}, "`data.max_field_size` must be >= 1, received 0"),
+    ],
+)  # fmt: skip
+def test_bad_rules_name_the_config_key(fields, message):
+    with pytest.raises(errors.ConfigError, match=message):
+        loaders.rules(config_lib.DataConfig(**fields))
+
+
+def _imports(module: Path) -> set[str]:
+    """tfrec.data modules that `module` imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "tfrec.data":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tfrec.data."):
+            found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("tfrec.data.")}
+    return found
+
+
+def test_no_import_cycle_inside_tfrec_data():
+    folder = Path(loaders.__file__).parent
+    graph = {p.stem: _imports(p) for p in folder.glob("*.py")}
+    assert {"csv_loader", "online_retail", "movielens", "synthetic"} <= graph["loaders"]
+
+    def reaches(start: str, target: str, seen: set) -> bool:
+        for name in graph.get(start, ()):
+            if name == target or (name not in seen and reaches(name, target, seen | {name})):
+                return True
+        return False
+
+    cycles = sorted(name for name in graph if reaches(name, name, {name}))
+    assert cycles == []

@@ -4,7 +4,7 @@ import pytest
 
 import tfrec  # noqa: F401
 from tfrec import errors
-from tfrec.data import movielens
+from tfrec.data import cleaning, movielens
 
 FLAGS_ANIMATION_COMEDY = "|".join("1" if g in (3, 5) else "0" for g in range(19))
 FLAGS_NONE = "|".join("0" for _ in range(19))
@@ -56,3 +56,25 @@ def test_bad_rating_names_line(write, tmp_path):
 def test_folder_without_ratings(tmp_path):
     with pytest.raises(errors.DataError, match="u.data.*ratings.dat"):
         movielens.load(tmp_path)
+
+
+def test_duplicate_and_implausible_ratings_are_dropped_and_named(write, tmp_path):
+    write("ml/ratings.dat", ["1::10::5::978300760", "1::10::5::978300760", "2::10::4::0",
+                             "3::10::4::978300000"])  # fmt: skip
+    write("ml/movies.dat", ["10::Toy Story (1995)::Animation"])
+    ds = movielens.load(tmp_path / "ml")
+    assert ds.report.dropped["exact duplicate row"] == 1
+    assert ds.report.dropped["timestamp outside the plausible time range"] == 1
+    assert ds.report.examples["exact duplicate row"] == ["row 2: copy of row 1"]  # no header
+    assert ds.report.examples["timestamp outside the plausible time range"] == [
+        "row 3: `timestamp` '0' (1970-01-01 00:00:00 UTC)"
+    ]
+    assert ds.interactions["user_id"].tolist() == ["3", "1"]
+
+
+def test_strict_refuses_a_duplicate_rating(write, tmp_path):
+    write("ml/u.data", ["1\t10\t4\t881250949", "2\t10\t3\t881250950", "1\t10\t4\t881250949"])
+    write("ml/u.item", [f"10|Toy Story (1995)|01-Jan-1995||http://x|{FLAGS_NONE}"])
+    with pytest.raises(errors.DataError, match=r"u\.data`, row 3: expected each row once, "
+                       "received a copy of row 1"):  # fmt: skip
+        movielens.load(tmp_path / "ml", cleaning.Rules(strict=True))

@@ -8,7 +8,7 @@ import pytest
 
 import tfrec  # noqa: F401  (sets up the environment before anything else)
 from tfrec import errors
-from tfrec.data import online_retail
+from tfrec.data import cleaning, online_retail
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 # Line numbers in comments: the header is line 1.
@@ -34,6 +34,7 @@ ROWS = [
 ]
 EXPECTED_DROPS = {
     "missing Quantity, UnitPrice or InvoiceDate": 0,
+    online_retail.TIME_RANGE: 0,
     "adjust bad debt (`A` invoice)": 1,
     "cancellation (`C` invoice)": 3,
     "stock adjustment (Quantity <= 0, not a `C` invoice)": 1,
@@ -51,6 +52,13 @@ def check_fixture(ds):
     assert report.rows_read == 18
     assert report.dropped == EXPECTED_DROPS
     assert report.rows_kept == 5
+    assert report.examples[online_retail.DUPLICATE] == ["row 4: copy of row 3"]
+    assert report.examples["UnitPrice <= 0"] == ["row 9: `UnitPrice` '0.00'"]
+    assert report.examples[online_retail.NON_PRODUCT] == [
+        "row 7: `StockCode` 'POST'",
+        "row 16: `StockCode` 'M'",
+        "row 17: `StockCode` 'gift_0001_20'",
+    ]  # three examples of four
     inter = ds.interactions
     # Lines 2, 5, 6, 15, 18 in time order; line 2 keeps 6 - 2 = 4 units after the partial cancel.
     assert inter["item_id"].tolist() == ["85123A", "85123A", "85123A", "22633", "84029E"]
@@ -146,3 +154,66 @@ def test_real_uci_file():
     assert len(ds.items) == 3_645  # README usual: 3,665 (6 of them are non-product codes)
     assert ds.interactions["timestamp"].iloc[[0, -1]].tolist() == [1291191960, 1323435000]
     print(f"UCI Online Retail loaded and cleaned in {seconds:.1f} s")
+
+
+def test_bad_date_in_a_us_dated_file_blames_its_own_row(write):
+    # Rows 2-3 are US dates that the first format rejects; only row 4 fits no format.
+    rows = [HEADER, "1,22633,X,1,12/1/2010 8:26,1.0,1,UK", "2,22633,X,1,12/2/2010 8:26,1.0,1,UK",
+            "3,22633,X,1,foo,1.0,1,UK"]  # fmt: skip
+    with pytest.raises(errors.DataError, match="received 'foo'") as info:
+        online_retail.load(write("retail.csv", rows))
+    assert (info.value.row, info.value.field) == (4, "InvoiceDate")
+
+
+def test_implausible_dates_are_dropped_and_named(write):
+    rows = [HEADER, ROWS[0], ROWS[0].replace("2010-12-01", "1970-01-01").replace("536365", "2"),
+            ROWS[3].replace("2010-12-01", "2300-01-01")]  # fmt: skip
+    ds = online_retail.load(write("retail.csv", rows))
+    assert ds.report.dropped[online_retail.TIME_RANGE] == 2
+    assert ds.report.examples[online_retail.TIME_RANGE] == [
+        "row 3: `InvoiceDate` '1970-01-01 08:26:00'",
+        "row 4: `InvoiceDate` '2300-01-01 09:00:00'",
+    ]
+    assert ds.interactions["timestamp"].tolist() == [1291191960]
+
+
+def test_strict_refuses_an_implausible_date(write):
+    rows = [HEADER, ROWS[0], ROWS[3].replace("2010-12-01", "2300-01-01")]
+    rules = cleaning.Rules(strict=True)
+    with pytest.raises(errors.DataError, match=r"retail\.csv`, row 3, field `InvoiceDate`: "
+                       r"expected a time from 1990-01-01 00:00:00 to .* received "
+                       r"'2300-01-01 09:00:00'"):  # fmt: skip
+        online_retail.load(write("retail.csv", rows), rules)
+
+
+def test_strict_refuses_the_first_suspect_row_in_file_order(write):
+    strict = cleaning.Rules(strict=True)
+    with pytest.raises(errors.DataError) as info:
+        online_retail.load(write("retail.csv", [HEADER, *ROWS]), strict)
+    assert (info.value.row, info.value.field) == (4, None)  # the duplicate, before the price
+    without_duplicate = [HEADER, *ROWS[:2], *ROWS[3:]]
+    with pytest.raises(errors.DataError) as info:
+        online_retail.load(write("retail.csv", without_duplicate), strict)
+    assert (info.value.row, info.value.field) == (8, "UnitPrice")  # was line 9: price 0.00
+    assert "expected a price > 0, received '0.00'" in str(info.value)
+
+
+def test_strict_refuses_a_duplicate_row(write):
+    path = write("retail.csv", [HEADER, *ROWS[:3]])
+    with pytest.raises(errors.DataError, match="row 4: expected each row once, received a copy "
+                       "of row 3 "):  # fmt: skip
+        online_retail.load(path, cleaning.Rules(strict=True))
+
+
+def test_huge_description_is_a_data_error(write):
+    rows = [HEADER, ROWS[0], ROWS[1].replace("WHITE METAL LANTERN", "X" * 2_000_000)]
+    with pytest.raises(errors.DataError) as info:
+        online_retail.load(write("retail.csv.gz", rows))
+    assert (info.value.row, info.value.field) == (3, "Description")
+
+
+def test_unclosed_quote_is_a_data_error(write):
+    rows = [HEADER, ROWS[0], ROWS[1].replace("WHITE METAL", '"WHITE METAL'), ROWS[3]]
+    with pytest.raises(errors.DataError, match='expected a closing `"`') as info:
+        online_retail.load(write("retail.csv", rows))
+    assert (info.value.row, info.value.field) == (3, "Description")

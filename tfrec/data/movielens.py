@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from tfrec import errors
-from tfrec.data import loaders, schema
+from tfrec.data import cleaning, fields, schema, textfile
 
 # u.genre of MovieLens 100K, in flag order (used when the folder has no u.genre).
 GENRES_100K = (
@@ -34,12 +35,12 @@ GENRES_100K = (
     "Western",
 )
 RATINGS = ("user_id", "item_id", "rating", "timestamp")
-_TAB = loaders.TextFormat(sep="\t", header=False, quoting=False)
-_PIPE = loaders.TextFormat(sep="|", header=False, encoding="latin-1", quoting=False)
-_DAT = loaders.TextFormat(sep="::", header=False, encoding="latin-1", quoting=False)
+_TAB = textfile.TextFormat(sep="\t", header=False, quoting=False)
+_PIPE = textfile.TextFormat(sep="|", header=False, encoding="latin-1", quoting=False)
+_DAT = textfile.TextFormat(sep="::", header=False, encoding="latin-1", quoting=False)
 
 
-def load(path: os.PathLike | str) -> schema.Dataset:
+def load(path: os.PathLike | str, rules: Optional[cleaning.Rules] = None) -> schema.Dataset:
     """Loads a MovieLens 100K or 1M folder as `rating` events.
 
     The title is the movie title; the category is its first genre and the description lists
@@ -48,24 +49,28 @@ def load(path: os.PathLike | str) -> schema.Dataset:
 
     Args:
         path: str. The folder (e.g. `ml-100k/` or `ml-1m/`).
+        rules: cleaning.Rules or None. Strict mode, plausible times, field size; None: defaults.
 
     Returns:
         A schema.Dataset named `movielens`.
 
     Raises:
-        errors.DataError: the folder holds neither format, or a file is malformed.
+        errors.DataError: the folder holds neither format, or a file is malformed; in strict
+            mode also an exact duplicate rating row or an implausible timestamp.
     """
+    rules = cleaning.Rules() if rules is None else rules
+    size = rules.max_field_size
     folder = Path(path)
     if (folder / "u.data").is_file():
         ratings_path, fmt = folder / "u.data", _TAB
-        items = _items_100k(folder)
-        users = _users(folder / "u.user", _PIPE, ("user_id", "age", "gender", "occupation", "zip"))
+        items = _items_100k(folder, size)
+        names = ("user_id", "age", "gender", "occupation", "zip")
+        users = _users(folder / "u.user", _PIPE, names, size)
     elif (folder / "ratings.dat").is_file():
         ratings_path, fmt = folder / "ratings.dat", _DAT
-        items = _items_1m(folder / "movies.dat")
-        users = _users(
-            folder / "users.dat", _DAT, ("user_id", "gender", "age", "occupation", "zip")
-        )
+        items = _items_1m(folder / "movies.dat", size)
+        names = ("user_id", "gender", "age", "occupation", "zip")
+        users = _users(folder / "users.dat", _DAT, names, size)
     else:
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no such folder"
         raise errors.DataError(
@@ -73,27 +78,29 @@ def load(path: os.PathLike | str) -> schema.Dataset:
             f"received {found}",
             path=folder,
         )
-    raw = loaders.read_table(ratings_path, fmt, names=RATINGS)
+    raw = textfile.read_table(ratings_path, fmt, names=RATINGS, max_field_size=size)
     report = schema.CleaningReport(source=str(ratings_path), rows_read=len(raw))
-    rating = loaders.parse_numbers(raw["rating"], ratings_path, "rating", fmt, "a rating like 4")
-    seconds = loaders.parse_numbers(
+    rating = fields.parse_numbers(raw["rating"], ratings_path, "rating", fmt, "a rating like 4")
+    seconds = fields.parse_numbers(
         raw["timestamp"], ratings_path, "timestamp", fmt, "unix seconds like 881250949"
     )
     user = raw["user_id"].str.strip().to_numpy(dtype=object)
     item = raw["item_id"].str.strip().to_numpy(dtype=object)
-    keep = np.ones(len(raw), dtype=bool)
-    for reason, bad in (
-        ("missing user, item, rating or timestamp", (user == "") | (item == "")),
-        ("missing user, item, rating or timestamp", np.isnan(rating) | np.isnan(seconds)),
-        ("movie missing from the movie file", ~np.isin(item, items["item_id"].to_numpy())),
-    ):
-        report.drop(reason, (keep & bad).sum())
-        keep &= ~bad
+    cleaner = cleaning.Cleaner(report, raw.index, ratings_path, fmt, rules)
+    missing = (user == "") | (item == "") | np.isnan(rating) | np.isnan(seconds)
+    cleaner.drop("missing user, item, rating or timestamp", missing)
+    whole = np.clip(np.nan_to_num(seconds), -(2.0**62), 2.0**62).astype(np.int64)
+    cleaner.times(raw["timestamp"], whole, ~np.isnan(seconds), "timestamp")
+    unknown = ~np.isin(item, items["item_id"].to_numpy())
+    cleaner.drop("movie missing from the movie file", unknown, lambda p: f"movie {item[p]!r}")
+    cleaner.duplicates(raw)
+    cleaner.finish()
+    keep = cleaner.keep
     interactions = pd.DataFrame(
         {
             "user_id": user[keep],
             "item_id": item[keep],
-            "timestamp": seconds[keep].astype(np.int64),
+            "timestamp": whole[keep],
             "event_type": "rating",
             "value": rating[keep],
             "quantity": 1.0,
@@ -115,23 +122,23 @@ def load(path: os.PathLike | str) -> schema.Dataset:
     return schema.Dataset("movielens", interactions, items, users, report)
 
 
-def _items_100k(folder: Path) -> pd.DataFrame:
+def _items_100k(folder: Path, size: int) -> pd.DataFrame:
     path = folder / "u.item"
     genre_path = folder / "u.genre"
     genres = list(GENRES_100K)
     if genre_path.is_file():
-        table = loaders.read_table(genre_path, _PIPE, names=("genre", "index"))
+        table = textfile.read_table(genre_path, _PIPE, ("genre", "index"), size)
         genres = table.loc[table["genre"] != "", "genre"].tolist()
     names = ["item_id", "title", "release_date", "video_release_date", "url"] + genres
-    raw = loaders.read_table(path, _PIPE, names=names)
+    raw = textfile.read_table(path, _PIPE, names, size)
     flags = raw[genres].to_numpy(dtype=object) == "1"
     genre_lists = [[g for g, on in zip(genres, row, strict=True) if on] for row in flags]
     dates = raw["release_date"].str.strip().to_numpy(dtype=object)
     return _frame(raw, genre_lists, [f" Released {d}." if d else "" for d in dates])
 
 
-def _items_1m(path: Path) -> pd.DataFrame:
-    raw = loaders.read_table(path, _DAT, names=("item_id", "title", "genres"))
+def _items_1m(path: Path, size: int) -> pd.DataFrame:
+    raw = textfile.read_table(path, _DAT, ("item_id", "title", "genres"), size)
     genre_lists = [[g for g in s.split("|") if g] for s in raw["genres"].str.strip()]
     return _frame(raw, genre_lists, [""] * len(raw))
 
@@ -149,8 +156,8 @@ def _frame(raw: pd.DataFrame, genre_lists, suffixes) -> pd.DataFrame:
     return items[items["item_id"] != ""].drop_duplicates("item_id")
 
 
-def _users(path: Path, fmt: loaders.TextFormat, names) -> pd.DataFrame | None:
+def _users(path: Path, fmt: textfile.TextFormat, names, size: int) -> pd.DataFrame | None:
     if not path.is_file():
         return None
-    raw = loaders.read_table(path, fmt, names=names)
+    raw = textfile.read_table(path, fmt, names, size)
     return raw[[c for c in names if c != "zip"]].apply(lambda c: c.str.strip())

@@ -5,12 +5,13 @@ from __future__ import annotations
 import bisect
 import os
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from tfrec import errors
-from tfrec.data import loaders, schema
+from tfrec.data import cleaning, fields, schema, textfile
 
 COLUMNS = (
     "InvoiceNo",
@@ -29,41 +30,44 @@ PRODUCT_CODE = r"^\d{5}[A-Z]*$"
 # The shared CSV uses the first; the UCI xlsx exported by other tools often uses the others.
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M")
 
-# The drop reasons, in the order they are applied. The first five are the "usual cleaning"
-# (README: 397,884 rows remain); the rest are what this loader adds.
+# The drop reasons, in the order they are applied (TIME_RANGE right after the first). USUAL is
+# the "usual cleaning" (README: 397,884 rows remain); the rest are what this loader adds.
 USUAL = (
     "missing Quantity, UnitPrice or InvoiceDate",
     "adjust bad debt (`A` invoice)",
     "cancellation (`C` invoice)",
     "stock adjustment (Quantity <= 0, not a `C` invoice)",
-    "UnitPrice <= 0",
+    cleaning.price_reason("UnitPrice"),
     "missing CustomerID",
 )
+TIME_RANGE = cleaning.time_reason("InvoiceDate")
 NON_PRODUCT = "non-product StockCode (POST, DOT, M, C2, BANK CHARGES, ...)"
-DUPLICATE = "exact duplicate row"
+DUPLICATE = cleaning.DUPLICATE
 CANCELLED = "purchase cancelled in full later"
 
 
-def load(path: os.PathLike | str) -> schema.Dataset:
+def load(path: os.PathLike | str, rules: Optional[cleaning.Rules] = None) -> schema.Dataset:
     """Loads and cleans UCI Online Retail into purchase events.
 
     Args:
         path: str. A `.csv`, `.csv.gz` or `.xlsx` file with the UCI columns.
+        rules: cleaning.Rules or None. Strict mode, plausible times, field size; None: defaults.
 
     Returns:
         A schema.Dataset named `online-retail`; the users frame has a `country` column.
 
     Raises:
         errors.DataError: the file is missing, lacks a column, holds a malformed number or date,
-            or is not UTF-8 (naming the line).
+            or is not UTF-8 (naming the line); in strict mode also an exact duplicate row, a
+            UnitPrice <= 0 or an implausible InvoiceDate (naming row and field).
     """
+    rules = cleaning.Rules() if rules is None else rules
     path = Path(path)
-    raw, fmt = _read(path)
-    n = len(raw)
-    report = schema.CleaningReport(source=str(path), rows_read=n)
-    qty = loaders.parse_numbers(raw["Quantity"], path, "Quantity", fmt, "a number like 6")
-    price = loaders.parse_numbers(raw["UnitPrice"], path, "UnitPrice", fmt, "a number like 2.55")
-    ts = loaders.parse_datetimes(
+    raw, fmt = _read(path, rules.max_field_size)
+    report = schema.CleaningReport(source=str(path), rows_read=len(raw))
+    qty = fields.parse_numbers(raw["Quantity"], path, "Quantity", fmt, "a number like 6")
+    price = fields.parse_numbers(raw["UnitPrice"], path, "UnitPrice", fmt, "a number like 2.55")
+    ts = fields.parse_datetimes(
         raw["InvoiceDate"],
         DATE_FORMATS,
         path,
@@ -78,50 +82,47 @@ def load(path: os.PathLike | str) -> schema.Dataset:
     has_customer = (customer != "").to_numpy()
     is_product = code.str.match(PRODUCT_CODE).to_numpy()
 
-    keep = np.ones(n, dtype=bool)
-
-    def drop(reason: str, bad) -> None:
-        nonlocal keep
-        bad = np.asarray(bad, dtype=bool)
-        report.drop(reason, (keep & bad).sum())
-        keep &= ~bad
-
+    cleaner = cleaning.Cleaner(report, raw.index, path, fmt, rules)
+    drop = cleaner.drop
     no_date = (raw["InvoiceDate"].str.strip() == "").to_numpy()
     drop(USUAL[0], np.isnan(qty) | np.isnan(price) | no_date)
-    drop(USUAL[1], pd.Series(invoice).str.startswith("A").to_numpy())
-    cancellations = keep & is_cancel & has_customer & is_product & (qty < 0)
-    drop(USUAL[2], is_cancel)
-    drop(USUAL[3], qty <= 0)
-    drop(USUAL[4], price <= 0)
+    cleaner.times(raw["InvoiceDate"], ts, ~no_date, "InvoiceDate")
+    drop(USUAL[1], pd.Series(invoice).str.startswith("A").to_numpy(), _show(raw, "InvoiceNo"))
+    cancellations = cleaner.keep & is_cancel & has_customer & is_product & (qty < 0)
+    drop(USUAL[2], is_cancel, _show(raw, "InvoiceNo"))
+    drop(USUAL[3], qty <= 0, _show(raw, "Quantity"))
+    cleaner.prices(raw["UnitPrice"], price, "UnitPrice")
     drop(USUAL[5], ~has_customer)
-    drop(NON_PRODUCT, ~is_product)
-    drop(DUPLICATE, raw.duplicated().to_numpy())
+    drop(NON_PRODUCT, ~is_product, _show(raw, "StockCode"))
+    cleaner.duplicates(raw)
     code = code.to_numpy(dtype=object)
     customer = customer.to_numpy(dtype=object)
-    qty, matched = _apply_cancellations(keep, cancellations, customer, code, ts, qty)
+    qty, matched = _apply_cancellations(cleaner.keep, cancellations, customer, code, ts, qty)
     drop(CANCELLED, qty <= 0)
+    cleaner.finish()
+    keep = cleaner.keep
     report.rows_kept = int(keep.sum())
 
     lower = (raw["StockCode"].str.strip() != raw["StockCode"].str.strip().str.upper()).to_numpy()
-    report.treatments = {
-        "cancellations": (
-            f"`C` rows are dropped; each also cancels the latest earlier purchases of the same "
-            f"customer and StockCode (oldest last): {matched[0]:,} purchases cancelled in full "
-            f"are dropped, {matched[1]:,} partly cancelled keep their remaining quantity, and "
-            f"{matched[2]:,} cancellations found no earlier purchase."
-        ),
-        "adjust bad debt": "The `A` invoices (bookkeeping, StockCode B) are dropped.",
-        "stock adjustments": "Non-`C` rows with Quantity <= 0 (damages, write-offs) are dropped.",
-        "missing CustomerID": "Guest purchases cannot be attributed to a user and are dropped.",
-        "UnitPrice <= 0": "Free or negative-price lines are not sales and are dropped.",
-        "non-product codes": f"StockCodes not matching `{PRODUCT_CODE}` are dropped.",
-        "exact duplicates": "Rows identical to an earlier row are double scans and are dropped.",
-        "StockCode case": (
-            f"StockCodes are upper-cased ({int(lower.sum()):,} rows had lower-case letters)."
-        ),
-        "time zone": "InvoiceDate (UK wall-clock time) is read as UTC.",
-        "category": "The source has no categories: `category` is empty.",
-    }
+    report.treatments.update(
+        {
+            "cancellations": (
+                f"`C` rows are dropped; each also cancels the latest earlier purchases of the same "
+                f"customer and StockCode (oldest last): {matched[0]:,} purchases cancelled in full "
+                f"are dropped, {matched[1]:,} partly cancelled keep their remaining quantity, and "
+                f"{matched[2]:,} cancellations found no earlier purchase."
+            ),
+            "adjust bad debt": "The `A` invoices (bookkeeping, StockCode B) are dropped.",
+            "stock adjustments": "Non-`C` rows with Quantity <= 0 (damages, write-offs) are dropped.",
+            "missing CustomerID": "Guest purchases cannot be attributed to a user and are dropped.",
+            "non-product codes": f"StockCodes not matching `{PRODUCT_CODE}` are dropped.",
+            "StockCode case": (
+                f"StockCodes are upper-cased ({int(lower.sum()):,} rows had lower-case letters)."
+            ),
+            "time zone": "InvoiceDate (UK wall-clock time) is read as UTC.",
+            "category": "The source has no categories: `category` is empty.",
+        }
+    )
     interactions = pd.DataFrame(
         {
             "user_id": customer[keep],
@@ -141,7 +142,12 @@ def load(path: os.PathLike | str) -> schema.Dataset:
     return schema.Dataset("online-retail", interactions, items, users, report)
 
 
-def _read(path: Path):
+def _show(raw: pd.DataFrame, column: str):
+    """Describes an example row by one of its fields."""
+    return lambda position: f"`{column}` {raw[column].iloc[position]!r}"
+
+
+def _read(path: Path, max_field_size: int):
     if not path.is_file():
         raise errors.DataError("expected an existing Online Retail file, received none", path=path)
     if path.suffix.lower() in (".xlsx", ".xls"):
@@ -149,9 +155,9 @@ def _read(path: Path):
         frame.columns = [str(c).strip() for c in frame.columns]
         fmt = None
     else:
-        fmt = loaders.TextFormat()
-        frame = loaders.read_table(path, fmt)
-    loaders.require_columns(frame, COLUMNS, path)
+        fmt = textfile.TextFormat()
+        frame = textfile.read_table(path, fmt, max_field_size=max_field_size)
+    fields.require_columns(frame, COLUMNS, path)
     return frame, fmt
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -45,12 +46,25 @@ class PreparedData:
         return np.isin(self.table.item_ids, np.asarray(self.spec.items, dtype=object))
 
 
-def prepare(config: config_lib.Config) -> PreparedData:
-    """Loads, splits and featurizes the data named by `config.data`."""
+def prepare(
+    config: config_lib.Config,
+    dataset: Optional[schema.Dataset] = None,
+    spec: Optional[features.FeatureSpec] = None,
+) -> PreparedData:
+    """Splits and featurizes the data named by `config.data`.
+
+    Args:
+        config: Config. `data` names the source, the split and the feature sizes.
+        dataset: schema.Dataset or None. The cleaned data; None reads and cleans the source.
+            A model artifact passes the copy it stored at training time.
+        spec: FeatureSpec or None. The vocabularies; None learns them from the training
+            split. A model artifact passes its own, so ids map to the rows it trained.
+    """
     data = config.data
-    ds = loaders.load(data)
+    ds = dataset if dataset is not None else loaders.load(data)
     split = split_lib.temporal_split(ds.interactions, data.split)
-    spec = vocab.build_feature_spec(split.train, ds.items, data)
+    if spec is None:
+        spec = vocab.build_feature_spec(split.train, ds.items, data)
     table = vocab.build_item_table(ds.items, spec)
     inter = ds.interactions
     far_future = np.iinfo(np.int64).max

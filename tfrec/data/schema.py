@@ -47,6 +47,8 @@ class CleaningReport:
         rows_kept: int. Interaction rows in the cleaned dataset.
         dropped: dict. Reason -> number of rows dropped for it.
         treatments: dict. Problem -> one sentence on how it was handled (kept, merged, ...).
+        examples: dict. Drop reason -> a few of the dropped rows, as "row N: what was there"
+            (header = row 1).
     """
 
     source: str
@@ -54,6 +56,7 @@ class CleaningReport:
     rows_kept: int = 0
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)
     treatments: dict[str, str] = dataclasses.field(default_factory=dict)
+    examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def drop(self, reason: str, count: int) -> None:
         """Counts `count` rows dropped for `reason` (zero counts are recorded too)."""
@@ -115,7 +118,11 @@ def validate(ds: Dataset) -> None:
     """Checks the invariants every consumer relies on; raises DataError naming the breach."""
     inter, items = ds.interactions, ds.items
     if len(inter) == 0:
-        raise errors.DataError(f"dataset `{ds.name}` has no interactions after cleaning")
+        dropped = {k: v for k, v in ds.report.dropped.items() if v}
+        raise errors.DataError(
+            f"dataset `{ds.name}` has no interactions after cleaning; expected at least one, "
+            f"received {ds.report.rows_read} rows, dropped {dropped}"
+        )
     if items["item_id"].duplicated().any():
         dup = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
         raise errors.DataError(f"items: `item_id` must be unique, received {dup!r} twice")

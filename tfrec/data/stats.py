@@ -29,6 +29,7 @@ def compute(data: config_lib.DataConfig) -> dict:
         "time_range": [_iso(inter["timestamp"].iloc[0]), _iso(inter["timestamp"].iloc[-1])],
         "rows_read": int(ds.report.rows_read),
         "dropped": {k: int(v) for k, v in ds.report.dropped.items()},
+        "examples": {k: list(v) for k, v in ds.report.examples.items()},
         "treatments": dict(ds.report.treatments),
         "split": split.report(),
     }
@@ -48,6 +49,8 @@ def format_report(report: dict) -> str:
     width = max((len(r) for r in report["dropped"]), default=0)
     for reason, count in report["dropped"].items():
         lines.append(f"  {reason:<{width}} {count:>10,}")
+        for example in report.get("examples", {}).get(reason, []):
+            lines.append(f"      e.g. {example}")
     if report["treatments"]:
         lines.append("treatments:")
         for problem, how in report["treatments"].items():
