@@ -9,7 +9,11 @@ from pathlib import Path
 import keras_nlp
 import tensorflow as tf
 
-from tfrec.layers import masking, pooling
+from tfrec.layers import (
+    hf_bert_backbone,  # noqa: F401  (registers the class imported presets name)
+    masking,
+    pooling,
+)
 
 # File names `keras_nlp.models.Backbone.from_preset` reads from a local preset directory.
 _PRESET_CONFIG = "config.json"

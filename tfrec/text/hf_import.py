@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec import errors
-from tfrec.layers import text_encoder
-from tfrec.text import hf_bert_backbone, hf_checkpoint, hf_vocabulary
+from tfrec.layers import hf_bert_backbone, text_encoder
+from tfrec.text import hf_checkpoint, hf_vocabulary
 
 # File layout keras-nlp 0.12.1's `from_preset` reads (keras_nlp/src/utils/preset_utils.py).
 PRESET_CONFIG = "config.json"

@@ -6,8 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests import harness
-from tfrec.layers import text_encoder
-from tfrec.text import hf_bert_backbone
+from tfrec.layers import hf_bert_backbone, text_encoder
 
 SIZES = dict(
     vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
