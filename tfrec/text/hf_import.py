@@ -198,7 +198,7 @@ def import_hf(
     checked against the config before anything is written; the preset is built in a temporary
     sibling folder, reloaded and compared, then renamed into place, so `out` is either complete
     or untouched. The result loads with `keras_nlp.models.BertBackbone.from_preset(out)` and
-    `keras_nlp.models.BertTokenizer.from_preset(out)` once `tfrec.text` is imported (the
+    `keras_nlp.models.BertTokenizer.from_preset(out)` once `tfrec.layers.text_encoder` is imported (the
     backbone class, `HfBertBackbone`, computes the checkpoint's exact GELU).
 
     Args:
