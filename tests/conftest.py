@@ -2,4 +2,64 @@
 
 # ruff's import sorting puts `tensorflow` before `tfrec` in test modules; importing tfrec here,
 # first, sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads, so tf.keras is Keras 2 everywhere.
+import dataclasses  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
 import tfrec  # noqa: F401
+
+# The CSV column mapping of the files `tfrec.data.synthetic.write` produces.
+SYNTHETIC_CSV = [
+    "data.dataset=csv",
+    "data.csv.interactions=interactions.csv",
+    "data.csv.catalog=items.csv",
+    "data.csv.event_type=event_type",
+    "data.csv.value=value",
+    "data.csv.quantity=quantity",
+    "data.csv.price=price",
+    "data.csv.description=description",
+    "data.csv.category=category",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    """The suite's one trained model: `configs/tiny.yaml`, shrunk to one epoch per stage.
+
+    Args:
+        config: Config. The resolved config it was trained with.
+        run: Path. Its run folder (checkpoints, TensorBoard, `artifact/`).
+        artifact: Path. Its model artifact. Tests that write into an artifact (evaluate,
+            compress) use a copy: `copy_artifact`.
+    """
+
+    config: object
+    run: Path
+    artifact: Path
+
+    def copy_artifact(self, target: Path) -> Path:
+        shutil.copytree(self.artifact, target)
+        return target
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> TinyRun:
+    """Trains the tiny model once per session, from CSV files deleted right after training.
+
+    Everything that uses it therefore reads only the model artifact, never the source data.
+    """
+    from tests import harness
+    from tfrec import config as config_lib
+    from tfrec.data import synthetic
+    from tfrec.pipelines import train as train_run
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = root / "data"
+    synthetic.write(synthetic.generate(num_items=120, num_users=60, num_events=1500), data)
+    overrides = harness.TINY_RUN_OVERRIDES + ["eval.baselines=[most_popular]", *SYNTHETIC_CSV]
+    config = config_lib.load("configs/tiny.yaml", overrides + [f"data.path={data}"])
+    train_run.train_all(config, root / "run", baselines=False)
+    shutil.rmtree(data)
+    return TinyRun(config, root / "run", root / "run" / "artifact")

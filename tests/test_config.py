@@ -70,3 +70,31 @@ def test_shipped_configs_load():
     assert {"demo.yaml", "tiny.yaml", "online_retail.yaml", "movielens.yaml"} <= set(names)
     for name in names:
         config_lib.load(str(root / name))
+
+
+def test_a_config_states_only_how_it_differs_from_its_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "name: base\nmodel: {embedding_dim: 48, temperature: 0.1}\ntrain: {epochs: 9}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: base.yaml\nname: child\nmodel: {embedding_dim: 8}\n"
+    )
+    config = config_lib.load(str(tmp_path / "child.yaml"), ["train.epochs=2"])
+    # Mappings merge key by key: the child's embedding_dim, the base's temperature.
+    assert (config.name, config.model.embedding_dim, config.model.temperature) == ("child", 8, 0.1)
+    assert config.train.epochs == 2  # --set overrides come last
+
+
+def test_base_errors_name_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(
+        errors.ConfigError, match=r"`base` files form a cycle: .*a\.yaml -> .*b\.yaml"
+    ):
+        config_lib.load(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(errors.ConfigError, match=r"missing\.yaml` \(the `base` of `.*c\.yaml`\)"):
+        config_lib.load(str(tmp_path / "c.yaml"))
+    (tmp_path / "d.yaml").write_text("base: [1]\n")
+    with pytest.raises(errors.ConfigError, match=r"`base` must be a file name, received \[1\]"):
+        config_lib.load(str(tmp_path / "d.yaml"))

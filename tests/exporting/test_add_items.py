@@ -12,7 +12,7 @@ import pytest
 from tests.exporting.conftest import request
 from tfrec import cli, errors
 from tfrec.exporting import add_items
-from tfrec.exporting import run as export_run
+from tfrec.pipelines import export as export_run
 from tfrec.serving import Client
 from tfrec.serving import server as server_lib
 

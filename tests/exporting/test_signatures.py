@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from tests.exporting.conftest import request
 from tfrec import errors, features
-from tfrec.exporting import run as export_run
 from tfrec.exporting import signatures
+from tfrec.pipelines import export as export_run
 from tfrec.ranking import recommender as recommender_lib
 
 

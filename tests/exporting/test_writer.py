@@ -10,8 +10,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfrec import errors
-from tfrec.exporting import run as export_run
 from tfrec.exporting import writer
+from tfrec.pipelines import export as export_run
 from tfrec.serving import batching, metrics, model_config
 
 

@@ -40,7 +40,7 @@ def test_train_evaluate_resume_and_refuse(tmp_path, capsys):
     events = {p.relative_to(wd / "tb").parts[0] for p in wd.glob("tb/**/events.out.tfevents*")}
     assert {"train", "validation", "ranking"} <= events
 
-    metrics = json.loads((wd / "metrics.json").read_text())
+    metrics = json.loads((wd / "artifact" / "metrics.json").read_text())
     expected = {"tfrec", "tfrec_towers_only", "buy_again", "id_two_tower", "most_popular"}
     if baselines.ALSBaseline.available():
         expected.add("als")

@@ -22,7 +22,7 @@ Toolkit (any Functional Keras-2 model):
 - `compact_tables`: `compact_table` (vocabulary tables rebuilt at load from compact data).
 - `sizes`: `size_on_disk`, `savedmodel_parts` (where a SavedModel's bytes go).
 
-`tfrec compress` (a trained workdir):
+Parts of `tfrec compress` (wired together by `tfrec.pipelines.compress`):
 
 - `artifacts`: served artifacts of a variant (SavedModel or TFLite, with the item index) and
   runners that load them back.
@@ -30,7 +30,6 @@ Toolkit (any Functional Keras-2 model):
 - `ranker`: the same variants of the DCN ranker (TFLite too, integer ids in), measured by AUC.
 - `report`: evaluation protocol, latency, ratios to float32 and targets; `report_markdown`
   renders `report.md`.
-- `run`: `compress_workdir`, the command itself.
 
 Everything runs in float32: TF-MOT wrappers do not support mixed precision, so layers with a
 mixed policy are copied as float32 layers.

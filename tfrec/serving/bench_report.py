@@ -166,7 +166,7 @@ def to_markdown(results: dict) -> str:
         "",
         _model_line(s, m),
         "Catalogs: synthetic items (`syn-0000001`, ...; random unit vectors), exported with "
-        "`tfrec.exporting.run.export`.",
+        "`tfrec.pipelines.export.export`.",
         f"Server: `tfrec serve` in a child process on loopback; clients: `tfrec.serving.Client` "
         f"threads in the bench process, on the same {machine['cpus']} CPU cores (load average "
         f"{machine['load_average_before'][0]} before, {machine['load_average_after'][0]} after: "

@@ -6,10 +6,9 @@ import datetime
 from collections.abc import Sequence
 from typing import Optional
 
-import numpy as np
-
 from tfrec import errors
-from tfrec.exporting import run as run_lib
+from tfrec.exporting import requests
+from tfrec.pipelines import export as run_lib
 
 DEFAULT_EVENT = "view"
 
@@ -52,20 +51,14 @@ def recommend(
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise errors.ConfigError(f"`--k` must be a positive int, received {k!r}")
-    now = now or datetime.datetime.now(datetime.UTC)
-    inputs = {
-        "user_id": np.array([user], object),
-        "history_item_ids": np.array([list(recent)], object).reshape(1, len(recent)),
-        "history_event_types": np.array([list(events)], object).reshape(1, len(events)),
-        "hour_of_day": np.array([now.hour], np.int32),
-        "day_of_week": np.array([now.weekday()], np.int32),
-        "k": np.array([k], np.int32),
-        "exclude_recent": np.array([False]),
-    }
-    name = model_name
-    if query:
-        inputs["query_text"] = np.array([query], object)
-        name = model_name + run_lib.TEXT_SUFFIX
+    if len(recent) != len(events):
+        raise errors.ConfigError(
+            f"`events` must give one event type per `recent` item ({len(recent)}), "
+            f"received {len(events)}"
+        )
+    events = list(zip(recent, events, strict=True))
+    inputs = requests.build(user, events, now=now, k=k, query_text=query or None)
+    name = model_name + run_lib.TEXT_SUFFIX if query else model_name
     with client_lib.Client(server, protocol="rest" if rest else "grpc") as client:
         out = client.predict(name, inputs, signature_name=signature)
     rows = []

@@ -10,9 +10,9 @@ from tensorflow.python.framework import op_def_registry
 
 from tfrec import cli, errors
 from tfrec import config as config_lib
-from tfrec.compression import run as run_lib
 from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
+from tfrec.pipelines import compress as run_lib
 from tfrec.training import trainer
 
 TARGET = 0.5

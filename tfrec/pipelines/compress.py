@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tfrec import artifact as artifact_lib
 from tfrec import errors, inference, precision
 from tfrec.compression import artifacts, ranker, sizes, tflite_ops, variants
 from tfrec.compression import report as report_lib
 from tfrec.data import pipeline
-from tfrec.data import prepared as prepared_lib
 from tfrec.models import repeat_prior
 from tfrec.training import trainer
-from tfrec.training import workdir as workdir_lib
 
 DEFAULT_SPARSITIES = (0.5, 0.8)
 # Distillation steps per pruned / QAT variant: on UCI, 400 kept 50%-pruned towers within 1% of
@@ -45,7 +44,7 @@ def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int, qat
     """Validates everything cheap before any work: workdir, trained weights, targets, steps.
 
     Returns:
-        (Workdir, Config, sorted distinct sparsities).
+        (Artifact, Config, sorted distinct sparsities).
     """
     if not sparsities:
         raise errors.ConfigError("`sparsity` must list at least one target, received none")
@@ -55,20 +54,8 @@ def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int, qat
         isinstance(qat_steps, bool) or not isinstance(qat_steps, int) or qat_steps < 1
     ):
         raise errors.ConfigError(f"`qat_steps` must be an int >= 1, received {qat_steps!r}")
-    wd = workdir_lib.Workdir(workdir)
-    if not wd.root.is_dir():
-        raise errors.WorkdirError(
-            f"`workdir` must be a trained run directory, received `{wd.root}` (does not exist)"
-        )
-    config = wd.load_config()
-    if not (
-        tf.train.latest_checkpoint(str(wd.best)) or tf.train.latest_checkpoint(str(wd.checkpoints))
-    ):
-        raise errors.WorkdirError(
-            f"workdir `{wd.root}` holds no trained model (no checkpoint in best/ or "
-            f"checkpoints/): run `tfrec train --workdir {wd.root}` first"
-        )
-    return wd, config, targets
+    art = artifact_lib.Artifact(workdir)
+    return art, art.config, targets
 
 
 def _variant_name(target: float) -> str:
@@ -97,12 +84,12 @@ def compress_workdir(
 ) -> dict:
     """Builds every variant of `workdir`'s trained towers, exports, measures and reports them.
 
-    Writes `<workdir>/compression/`: one SavedModel version per variant (`<name>/1`, loadable by
-    `tfrec serve` and TF Serving), TFLite query towers with their item index, `report.json` and
-    `report.md`; pruning summaries go to `<workdir>/tb/compression`.
+    Writes `compression/` into the model artifact: one SavedModel version per variant
+    (`<name>/1`, loadable by `tfrec serve` and TF Serving), TFLite query towers with their item
+    index, `report.json` and `report.md`; pruning summaries go to its `tb/compression`.
 
     Args:
-        workdir: path. A trained run (`tfrec train`).
+        workdir: path. A model artifact, or a trained run holding one (`tfrec train`).
         sparsities: sequence of float. Pruning targets in (0, 1). Defaults to (0.5, 0.8).
         fine_tune_steps: int. Fine-tuning steps of each pruned variant (>= 2). Defaults to 400.
         qat_steps: int or None. Fine-tuning steps of the QAT variants. Defaults to
@@ -114,7 +101,8 @@ def compress_workdir(
     Returns:
         The report dict (also written as JSON and Markdown).
     """
-    wd, config, targets = check_inputs(workdir, sparsities, fine_tune_steps, qat_steps)
+    art, config, targets = check_inputs(workdir, sparsities, fine_tune_steps, qat_steps)
+    wd = art.workdir
     qat_steps = fine_tune_steps if qat_steps is None else qat_steps
     start = time.perf_counter()
     out = wd.root / "compression"
@@ -123,7 +111,7 @@ def compress_workdir(
     out.mkdir(parents=True)
     # TF-MOT wrappers and int8 conversion need float32 layers, whatever the run trained in.
     precision.set_policy("float32")
-    prepared = prepared or prepared_lib.prepare(config)
+    prepared = prepared or art.prepared()
     model = trainer.load_trained(config, wd.root, prepared)
     towers = {"float32": variants.Towers(model.query_model, model.candidate_model)}
     towers["float32"].notes.append("the trained towers, restored from the best checkpoint")

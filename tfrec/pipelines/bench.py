@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tfrec import config as config_lib
+from tfrec import console
 
 ROOT = Path(__file__).resolve().parents[1]
 UCI = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
@@ -105,7 +106,7 @@ def bench_serving(output: str) -> dict:
     Trains the `make demo` model (configs/demo.yaml, one epoch per stage: latency does not
     depend on quality) into `<output>/serving-workdir` on first use (reused after).
     """
-    from tfrec.serving import bench
+    from tfrec.pipelines import bench_serving as bench
 
     results = bench.run(output=output)
     summary = {"cells": len(results["cells"]), "seconds": results["seconds_total"]}
@@ -130,7 +131,7 @@ NEEDS_OUTPUT = {"serving"}  # benchmarks that write their own files into --outpu
 def _run_child(name: str, output: str) -> dict:
     # stderr is passed through as it comes (progress), keeping its tail for the error message.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tfrec.bench", "--child", name, "--output", output],
+        [sys.executable, "-m", "tfrec.pipelines.bench", "--child", name, "--output", output],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -194,4 +195,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Ends without interpreter teardown, so the exit code is the run's own (see console).
+    console.exit_process(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.ranking import training as ranking_training
@@ -18,6 +19,8 @@ def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepar
     All read the same prepared data, so their numbers compare like for like. The ranker
     (`<workdir>/ranking`) learns from the best retrieval model's own candidates, so it is
     trained after it; the baseline is trained when `eval.baselines` names `id_two_tower`.
+    Last, the run is published as a self-contained model artifact (`<workdir>/artifact`,
+    `tfrec.artifact`), which every later step reads.
     """
     wd = workdir_lib.Workdir(workdir)
     wd.claim(config)  # before the data is read: a wrong workdir fails fast
@@ -45,4 +48,11 @@ def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepar
         f"(epoch {ranker.get('best_epoch')}), {ranker['epochs_run']} epochs run"
     )
     summaries["ranker"] = ranker
+    trained_now = [s.get("epochs_run") for s in summaries.values()] + [ranker["epochs_run"]]
+    published = wd.root / artifact_lib.DIRNAME
+    # A resumed run that trained nothing keeps its artifact, and the metrics written into it.
+    if any(trained_now) or "blend" in ranker or not published.is_dir():
+        published = artifact_lib.publish(wd.root, config, prepared)
+    summaries["artifact"] = str(published)
+    print(f"model artifact: {published}")
     return summaries

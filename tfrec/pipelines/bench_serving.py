@@ -164,8 +164,8 @@ def build_export(workdir, trained, index, export_dir) -> dict:
         dict model name -> size of its version folder in MB.
     """
     from tfrec.compression import int8_savedmodel
-    from tfrec.exporting import run as export_run
     from tfrec.exporting import writer
+    from tfrec.pipelines import export as export_run
 
     export_dir = Path(export_dir)
     ids = list(index.item_ids)
@@ -397,8 +397,9 @@ def train_model(workdir, config: config_lib.Config, progress: Callable[[str], No
         WorkdirError: `workdir` holds a run of another config; silently measuring it would
             report the wrong model.
     """
+    from tfrec import artifact as artifact_lib
+    from tfrec.pipelines import train as train_run
     from tfrec.ranking import training as ranking_training
-    from tfrec.training import run as train_run
     from tfrec.training import workdir as workdir_lib
 
     wd = workdir_lib.Workdir(workdir)
@@ -408,7 +409,7 @@ def train_model(workdir, config: config_lib.Config, progress: Callable[[str], No
             f"{list(TRAIN_OVERRIDES)}: delete it to train that config there, or pass it as "
             "`--workdir` to measure it as it is"
         )
-    if ranking_training.has_ranker(wd.root):
+    if ranking_training.has_ranker(wd.root) and (wd.root / artifact_lib.DIRNAME).is_dir():
         progress(f"reusing the trained `{config.name}` model in {wd.root}")
         return wd.root
     progress(f"no --workdir: training `{config.name}` ({' '.join(TRAIN_OVERRIDES)}) into {wd.root}")
@@ -445,7 +446,7 @@ def run(
     Returns:
         The results dict written to serving.json.
     """
-    from tfrec.exporting import run as export_run
+    from tfrec.pipelines import export as export_run
 
     items = parse_items(",".join(str(n) for n in items))
     seconds = check_seconds(seconds)

@@ -8,9 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tfrec import config as config_lib
+from tfrec import console
+from tfrec.exporting import requests
 
 _CONFIGS = {"synthetic": "demo.yaml", "online-retail": "online_retail.yaml"}
 # The full two-stage pipeline (retrieve, rank, blend, business rules): on both shipped datasets
@@ -20,16 +20,7 @@ SIGNATURE = "recommend"
 
 def _request(user: str, events: list, k: int) -> dict:
     """One request of `retrieve` or `recommend`, at the current UTC hour and weekday."""
-    now = time.gmtime()
-    return {
-        "user_id": np.asarray([user], object),
-        "history_item_ids": np.asarray([[i for i, _ in events]], object).reshape(1, -1),
-        "history_event_types": np.asarray([[e for _, e in events]], object).reshape(1, -1),
-        "hour_of_day": np.asarray([now.tm_hour], np.int32),
-        "day_of_week": np.asarray([now.tm_wday], np.int32),
-        "k": np.asarray([k], np.int32),
-        "exclude_recent": np.asarray([False]),
-    }
+    return requests.build(user, events, k=k)
 
 
 def _print_list(title: str, out: dict, ms: float) -> None:
@@ -91,14 +82,16 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default="runs/demo")
     parser.add_argument("--export-dir", default="export")
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--verbose", action="store_true", help="keep TensorFlow's log lines")
     args = parser.parse_args(argv)
+    console.quiet(args.verbose)
     root = Path(__file__).resolve().parents[1]
     cfg = config_lib.load(str(root / "configs" / _CONFIGS[args.dataset]), args.set)
 
     from tfrec.data import prepared as prepared_lib
-    from tfrec.evaluation import run as evaluation_run
-    from tfrec.exporting import run as export_run
-    from tfrec.training import run as training_run
+    from tfrec.pipelines import evaluate as evaluation_run
+    from tfrec.pipelines import export as export_run
+    from tfrec.pipelines import train as training_run
 
     start = time.perf_counter()
     prepared = prepared_lib.prepare(cfg)
@@ -108,7 +101,7 @@ def main(argv=None) -> int:
     steps = {"train": trained - start, "evaluate": time.perf_counter() - trained}
     mark = time.perf_counter()
     try:
-        from tfrec.compression import run as compression_run
+        from tfrec.pipelines import compress as compression_run
     except ImportError:  # compression is optional for the demo
         compression_run = None
     if compression_run is not None:
@@ -133,4 +126,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Ends without interpreter teardown, so the exit code is the run's own (see console).
+    console.exit_process(main())

@@ -1,4 +1,4 @@
-"""`tfrec export`: a trained workdir to new SavedModel versions in TF Serving's layout."""
+"""`tfrec export`: a model artifact to new SavedModel versions in TF Serving's layout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import add_items as add_items_lib
@@ -14,7 +15,6 @@ from tfrec.exporting import index as index_lib
 from tfrec.exporting import server_configs, signatures, warmup, writer
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
-from tfrec.training import workdir as workdir_lib
 
 TEXT_SUFFIX = "_text"  # the variant whose signatures take `query_text` (needs TF Text ops)
 
@@ -40,31 +40,27 @@ def serving_module(
 
     `with_text` adds the query-text input (and the tokenizer, so TF Text ops) to the signatures.
     """
-    spec, config = trained.spec, trained.config
-    return signatures.ServingModule(
+    return signatures.from_config(
+        trained.config,
+        trained.spec,
         trained.query_model,
         catalog,
-        spec.max_history,
-        spec.query_text_length,
         ranker=trained.ranker,
-        tokenizer=spec.tokenizer(spec.query_text_length) if with_text else None,
-        head_weights=dict(config.ranking.loss_weights) if trained.ranker is not None else None,
-        retrieve_n=config.recommend.retrieve_n,
-        exclude_event_types=config.recommend.exclude_event_types,
         prior=trained.prior,
         blend=trained.blend,
-        max_per_category=config.recommend.max_per_category,
+        with_text=with_text,
     )
 
 
 def load(workdir) -> Trained:
-    """Loads the config, retrieval towers, ranker (when trained) and catalog index."""
-    from tfrec.data import prepared as prepared_lib
+    """Loads the config, retrieval towers, ranker (when trained) and catalog index of the
+    model artifact at `workdir` (or in it)."""
     from tfrec.ranking import training as ranking_training
     from tfrec.training import trainer
 
-    config = workdir_lib.Workdir(workdir).load_config()
-    prepared = prepared_lib.prepare(config)
+    art = artifact_lib.Artifact(workdir)
+    workdir, config = art.root, art.config
+    prepared = art.prepared()
     model = trainer.load_trained(config, workdir, prepared)
     ranker = None
     if ranking_training.has_ranker(workdir):
@@ -76,7 +72,7 @@ def load(workdir) -> Trained:
         candidate_model=model.candidate_model,
         ranker=ranker,
         catalog=index_lib.from_table(model.candidate_model, prepared.table),
-        prior=repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior),
+        prior=repeat_prior.RepeatPrior.load(art.workdir.repeat_prior),
         blend=blend_lib.Blend.load(ranking_training.blend_path(workdir)),
     )
 
@@ -133,10 +129,11 @@ def export(
     export_dir = Path(export_dir)
     trained = trained or load(workdir)
     names = [model_name] + ([model_name + TEXT_SUFFIX] if with_text else [])
-    variants = compressed_variants(workdir) if with_compressed else {}
+    variants = compressed_variants(artifact_lib.resolve(workdir)) if with_compressed else {}
     if with_compressed and not variants:
         raise errors.WorkdirError(
-            f"`--with-compressed`: expected SavedModels under `{Path(workdir) / 'compression'}`, "
+            "`--with-compressed`: expected SavedModels under "
+            f"`{artifact_lib.resolve(workdir) / 'compression'}`, "
             "found none; run `tfrec compress` first"
         )
     names += [f"{model_name}_{v}" for v in variants]

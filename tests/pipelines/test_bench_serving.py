@@ -9,8 +9,8 @@ import pytest
 import tfrec  # noqa: F401  (sets the Keras-2 environment before TensorFlow is imported)
 from tests.exporting.conftest import OVERRIDES
 from tfrec import cli, errors
-from tfrec import config as config_lib
-from tfrec.serving import Client, bench, bench_report, loadtest
+from tfrec.pipelines import bench_serving as bench
+from tfrec.serving import Client, bench_report, loadtest
 from tfrec.serving import server as server_lib
 
 # The exporting tests' tiny run: one epoch per stage, a small ranker, no baselines.
@@ -240,12 +240,8 @@ def test_cli_rejects_config_with_workdir(capsys, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    from tfrec.training import run as train_run
-
-    root = tmp_path_factory.mktemp("bench-workdir")
-    train_run.train_all(config_lib.load("configs/tiny.yaml", TINY), root, baselines=False)
-    return root
+def workdir(tiny_run):
+    return tiny_run.run
 
 
 def test_trained_model_is_reused_only_for_its_own_config(workdir):
@@ -260,7 +256,7 @@ def test_trained_model_is_reused_only_for_its_own_config(workdir):
 
 
 def test_synthetic_export_answers_with_synthetic_ids(workdir, tmp_path):
-    from tfrec.exporting import run as export_run
+    from tfrec.pipelines import export as export_run
 
     trained = export_run.load(workdir)
     index = bench.synthetic_index(trained, 2000)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec import inference
-from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import baselines as baselines_lib
 from tfrec.evaluation import protocol, report
 from tfrec.models import repeat_prior
@@ -17,7 +17,6 @@ from tfrec.ranking import blend as blend_lib
 from tfrec.ranking import training as ranking_training
 from tfrec.ranking import two_stage
 from tfrec.training import trainer
-from tfrec.training import workdir as workdir_lib
 
 
 def _model_scorer(model, prepared):
@@ -33,10 +32,11 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
     (`two_stage.evaluate_two_stage`: retrieval-only against retrieve-then-rank on the same
     test queries) and a side-by-side table is printed.
     """
-    wd = workdir_lib.Workdir(workdir)
-    config = wd.load_config()
+    art = artifact_lib.Artifact(workdir)
+    wd = art.workdir
+    config = art.config
     if prepared is None:
-        prepared = prepared_lib.prepare(config)
+        prepared = art.prepared()
     test = prepared.test
     num_items = len(prepared.table.item_ids)
     relevant = [prepared.catalog_index(r) for r in test.relevant]

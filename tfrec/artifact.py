@@ -1,0 +1,236 @@
+"""The self-contained trained model: what evaluate, compress, export and recommend read."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pandas as pd
+
+from tfrec import __version__, errors, features
+from tfrec import config as config_lib
+from tfrec.data import prepared as prepared_lib
+from tfrec.data import schema
+from tfrec.training import workdir as workdir_lib
+
+FORMAT = "tfrec.artifact"
+FORMAT_VERSION = 1
+MANIFEST = "artifact.json"
+DIRNAME = "artifact"
+
+# What a published artifact takes from its run, relative to the run's root. The layout inside
+# the artifact is the run's own, so the loaders of towers, ranker, prior and blend read both.
+_FILES = (
+    "config.yaml",
+    "repeat_prior.json",
+    "history.json",
+    "ranking/heads.json",
+    "ranking/blend.json",
+    "ranking/history.json",
+)
+_DIRS = ("spec", "best", "ranking/best", "baselines/id_two_tower/best")
+_DATA = ("interactions", "items", "users")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _fingerprint(dataset: schema.Dataset) -> str:
+    """sha256 of the cleaned data's content (row order and values), independent of file bytes."""
+    digest = hashlib.sha256()
+    for name in _DATA:
+        frame = getattr(dataset, name)
+        digest.update(name.encode())
+        digest.update(",".join(frame.columns).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _catalog(dataset: schema.Dataset, train_end: int) -> pd.DataFrame:
+    """The item table with each item's first and last event time and its training count."""
+    inter = dataset.interactions
+    times = inter.groupby("item_id", sort=False)["timestamp"].agg(["min", "max"])
+    in_train = inter.loc[inter["timestamp"] < train_end, "item_id"].value_counts()
+    catalog = dataset.items.copy()
+    catalog["first_seen"] = catalog["item_id"].map(times["min"]).astype("Int64")
+    catalog["last_seen"] = catalog["item_id"].map(times["max"]).astype("Int64")
+    catalog["train_events"] = catalog["item_id"].map(in_train).fillna(0).astype("int64")
+    return catalog
+
+
+def publish(run: PathLike, config: config_lib.Config, prepared: prepared_lib.PreparedData) -> Path:
+    """Writes `<run>/artifact/` from a trained run, replacing any earlier one whole.
+
+    The artifact holds the resolved config, the vocabularies, the towers' and the ranker's best
+    weights with the repeat prior and the blend, the cleaned data the model was trained and is
+    evaluated on (so no later step reads the source files), the catalog as the model knows it,
+    the split boundaries and a fingerprint of the data. It is built in a temporary sibling and
+    renamed in, so a reader never sees half of one.
+
+    Returns:
+        Path of the artifact.
+    """
+    run = Path(run)
+    final = run / DIRNAME
+    tmp = run / f".{DIRNAME}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in _FILES:
+        if (run / name).is_file():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run / name, tmp / name)
+    for name in _DIRS:
+        if (run / name).is_dir():
+            shutil.copytree(run / name, tmp / name)
+    data = tmp / "data"
+    data.mkdir()
+    ds = prepared.dataset
+    for name in _DATA:
+        getattr(ds, name).to_parquet(data / f"{name}.parquet", index=False)
+    split = prepared.split
+    _catalog(ds, split.validation_start).to_parquet(tmp / "catalog.parquet", index=False)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tfrec_version": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "name": config.name,
+        "data": {
+            "dataset": ds.name,
+            "source": ds.report.source,
+            "fingerprint": _fingerprint(ds),
+            "interactions": len(ds.interactions),
+            "items": len(ds.items),
+            "users": len(ds.users),
+            "cleaning": ds.report.to_dict(),
+        },
+        "split": split.report(),
+        "has_ranker": (tmp / "ranking" / "best").is_dir(),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    old = run / f".{DIRNAME}.old-{os.getpid()}"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve(path: PathLike) -> Path:
+    """The artifact at `path`: an artifact folder itself, or a run folder holding one.
+
+    Raises:
+        errors.WorkdirError: neither holds an artifact.
+    """
+    path = Path(path)
+    for candidate in (path, path / DIRNAME):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    hint = (
+        f"run `tfrec train --workdir {path}` (training publishes `{path / DIRNAME}`)"
+        if (path / "config.yaml").is_file() or not path.exists()
+        else "pass a run folder of `tfrec train` or the artifact folder inside it"
+    )
+    raise errors.WorkdirError(
+        f"`{path}` holds no model artifact: expected `{path / MANIFEST}` or "
+        f"`{path / DIRNAME / MANIFEST}`; {hint}"
+    )
+
+
+class Artifact:
+    """A trained model that stands alone, like a KerasHub preset: open it anywhere.
+
+    Every step after training reads one: `tfrec evaluate`, `compress`, `export`, `tfrec.load`.
+    Its folder keeps a run's layout for the parts it holds (config.yaml, spec/, best/,
+    repeat_prior.json, ranking/), so `Artifact.root` works wherever a run folder is read, plus
+    `artifact.json` (provenance, split, data fingerprint), `catalog.parquet` and `data/`.
+    Outputs of later steps (metrics.json, compression/) are written inside it.
+
+    Args:
+        path: str or Path. An artifact folder, or a run folder holding `artifact/`.
+
+    Example:
+        >>> art = Artifact("runs/demo")
+        >>> prepared = art.prepared()  # no source file is read
+    """
+
+    def __init__(self, path: PathLike):
+        self.root = resolve(path)
+        self.manifest: dict[str, Any] = json.loads((self.root / MANIFEST).read_text("utf-8"))
+        if self.manifest.get("format") != FORMAT:
+            raise errors.WorkdirError(
+                f"`{self.root / MANIFEST}`: `format` must be {FORMAT!r}, received "
+                f"{self.manifest.get('format')!r}"
+            )
+        version = self.manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise errors.WorkdirError(
+                f"`{self.root / MANIFEST}`: `format_version` {version!r} is not readable by "
+                f"tfrec {__version__} (expected {FORMAT_VERSION}); export it with the tfrec "
+                "that trained it, or train again"
+            )
+        self.workdir = workdir_lib.Workdir(self.root)
+        self.config = self.workdir.load_config()
+        self._prepared: Optional[prepared_lib.PreparedData] = None
+
+    def dataset(self) -> schema.Dataset:
+        """The cleaned data stored at training time, checked against its fingerprint."""
+        frames = {}
+        for name in _DATA:
+            path = self.root / "data" / f"{name}.parquet"
+            if not path.is_file():
+                raise errors.WorkdirError(f"artifact `{self.root}` is missing `{path}`")
+            frames[name] = pd.read_parquet(path)
+        info = self.manifest["data"]
+        cleaning = dict(info["cleaning"])
+        report = schema.CleaningReport(
+            **{k: v for k, v in cleaning.items() if k in schema.CleaningReport.__dataclass_fields__}
+        )
+        ds = schema.Dataset(
+            info["dataset"], frames["interactions"], frames["items"], frames["users"], report
+        )
+        found = _fingerprint(ds)
+        if found != info["fingerprint"]:
+            raise errors.WorkdirError(
+                f"artifact `{self.root}`: the data under `data/` does not match its fingerprint "
+                f"(expected {info['fingerprint'][:12]}..., found {found[:12]}...): it was "
+                "changed after training"
+            )
+        return ds
+
+    def spec(self) -> features.FeatureSpec:
+        return features.FeatureSpec.load(self.workdir.spec)
+
+    def prepared(self) -> prepared_lib.PreparedData:
+        """Split, vocabularies, catalog table and examples, rebuilt from the stored data."""
+        if self._prepared is None:
+            self._prepared = prepared_lib.prepare(self.config, self.dataset(), self.spec())
+        return self._prepared
+
+    def catalog(self) -> pd.DataFrame:
+        """Items as the model knows them: text, category, price, first/last seen, train events."""
+        return pd.read_parquet(self.root / "catalog.parquet")
+
+    @property
+    def has_ranker(self) -> bool:
+        return bool(self.manifest.get("has_ranker"))
+
+    def recommender(self):
+        """The two-stage `Recommender` of this model (retrieve, rank, rules, explain)."""
+        from tfrec.ranking import two_stage
+
+        return two_stage.build_recommender(self.config, self.root, self.prepared())
+
+
+def load(path: PathLike):
+    """`tfrec.load`: the ready Python `Recommender` of an artifact (or a run holding one).
+
+    Example:
+        >>> rec = load("runs/demo")
+        >>> rec.recommend("u1", [("i9", "cart")], k=5)
+    """
+    return Artifact(path).recommender()
