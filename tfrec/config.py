@@ -128,7 +128,18 @@ class TrainConfig:
 class EvalConfig:
     ks: tuple = (10, 50, 100)
     exclude_seen: bool = False  # drop items the user interacted with before from the ranking
-    baselines: tuple = ("most_popular", "buy_again", "id_two_tower", "als")
+    # Each tuned on the validation window (`baseline_grids`); `id_two_tower` is trained by
+    # `tfrec train` with the same trainer as tfrec.
+    baselines: tuple = (
+        "most_popular",
+        "buy_again",
+        "item_knn",
+        "session_knn",
+        "ease",
+        "als",
+        "hybrid",
+        "id_two_tower",
+    )
     max_examples: Optional[int] = None  # cap on test examples (None: all)
     # Baseline -> {parameter: [values]} replacing grids searched on validation; defaults and
     # names in tfrec/evaluation/baselines/tuning.py (DEFAULT_GRIDS).

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Optional
 
 import numpy as np
+import numpy.typing as npt
 
 # Ranks are 1-based. A relevant item whose rank is unknown or beyond every cut-off, and the padding
 # of a ragged batch, are `np.inf`: it never counts as a hit and adds 0 to a reciprocal rank.
@@ -17,7 +18,7 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-def _ranks_2d(ranks) -> np.ndarray:
+def _ranks_2d(ranks: npt.ArrayLike) -> np.ndarray:
     ranks = np.asarray(ranks, dtype=np.float64)
     if ranks.ndim != 2:
         raise ValueError(
@@ -29,7 +30,7 @@ def _ranks_2d(ranks) -> np.ndarray:
     return ranks
 
 
-def _num_relevant(ranks: np.ndarray, num_relevant) -> np.ndarray:
+def _num_relevant(ranks: np.ndarray, num_relevant: Optional[npt.ArrayLike]) -> np.ndarray:
     if num_relevant is None:
         # Without an explicit count every relevant item must have a finite rank.
         num_relevant = np.isfinite(ranks).sum(axis=1)
@@ -43,7 +44,9 @@ def _num_relevant(ranks: np.ndarray, num_relevant) -> np.ndarray:
     return num_relevant
 
 
-def recall_at_k(ranks, k: int, num_relevant: Optional[np.ndarray] = None) -> np.ndarray:
+def recall_at_k(
+    ranks: npt.ArrayLike, k: int, num_relevant: Optional[npt.ArrayLike] = None
+) -> np.ndarray:
     """Per-query Recall@k = |top-k ∩ relevant| / min(k, |relevant|); average it for the metric.
 
     Dividing by `min(k, |relevant|)` rather than `|relevant|` keeps 1.0 reachable for a query
@@ -69,7 +72,9 @@ def recall_at_k(ranks, k: int, num_relevant: Optional[np.ndarray] = None) -> np.
     return (ranks <= k).sum(axis=1) / np.minimum(k, n_rel)
 
 
-def ndcg_at_k(ranks, k: int, num_relevant: Optional[np.ndarray] = None) -> np.ndarray:
+def ndcg_at_k(
+    ranks: npt.ArrayLike, k: int, num_relevant: Optional[npt.ArrayLike] = None
+) -> np.ndarray:
     """Per-query NDCG@k with binary gains; the ideal DCG puts min(k, |relevant|) hits on top.
 
     Args:
@@ -94,7 +99,7 @@ def ndcg_at_k(ranks, k: int, num_relevant: Optional[np.ndarray] = None) -> np.nd
     return gains.sum(axis=1) / ideal
 
 
-def hit_rate_at_k(ranks, k: int) -> np.ndarray:
+def hit_rate_at_k(ranks: npt.ArrayLike, k: int) -> np.ndarray:
     """Per-query HitRate@k: 1.0 when any relevant item ranks in the top k, else 0.0.
 
     Args:
@@ -105,10 +110,10 @@ def hit_rate_at_k(ranks, k: int) -> np.ndarray:
         float64 array [num_queries] of 0.0 / 1.0.
     """
     k = _check_k(k)
-    return (_ranks_2d(ranks) <= k).any(axis=1).astype(np.float64)
+    return np.asarray((_ranks_2d(ranks) <= k).any(axis=1), dtype=np.float64)
 
 
-def mrr(ranks) -> np.ndarray:
+def mrr(ranks: npt.ArrayLike) -> np.ndarray:
     """Per-query reciprocal rank of the first relevant item; their mean is the MRR.
 
     Args:
@@ -123,20 +128,20 @@ def mrr(ranks) -> np.ndarray:
         >>> mrr([[4, 2], [1, np.inf]]).tolist()
         [0.5, 1.0]
     """
-    ranks = np.asarray(ranks, dtype=np.float64)
-    if ranks.ndim == 2:
-        ranks = _ranks_2d(ranks).min(axis=1, initial=np.inf)
-    elif ranks.ndim != 1:
+    best = np.asarray(ranks, dtype=np.float64)
+    if best.ndim == 2:
+        best = _ranks_2d(best).min(axis=1, initial=np.inf)
+    elif best.ndim != 1:
         raise ValueError(
             f"`ranks` must be [num_queries] or [num_queries, max_relevant], "
-            f"received shape {ranks.shape}"
+            f"received shape {best.shape}"
         )
-    if np.any(ranks < 1):
-        raise ValueError(f"`ranks` are 1-based and must be >= 1, received min {ranks.min()}")
-    return 1.0 / ranks
+    if np.any(best < 1):
+        raise ValueError(f"`ranks` are 1-based and must be >= 1, received min {best.min()}")
+    return 1.0 / best
 
 
-def coverage(top_lists: Iterable, num_items: int) -> float:
+def coverage(top_lists: Iterable[npt.ArrayLike], num_items: int) -> float:
     """Catalog coverage: distinct items across all recommendation lists / catalog size.
 
     Args:
@@ -167,7 +172,7 @@ def coverage(top_lists: Iterable, num_items: int) -> float:
     return float(seen.sum() / num_items)
 
 
-def _candidates(scores: np.ndarray, k: int):
+def _candidates(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices [rows, k] of the k highest scores per row, in no order, and which rows are exact.
 
     A plain argpartition of 100k-wide rows costs ~1 ms per row. Instead, the k-th largest of

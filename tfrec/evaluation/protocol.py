@@ -66,6 +66,11 @@ class EvalResult:
     exclude_seen: bool
     dropped: dict[str, int]
     seconds: float = 0.0
+    # Metric -> value [num_queries] of each query in `all` (NaN: the query does not count),
+    # for paired comparisons of two models on the same queries. Not part of `to_dict`.
+    per_query: dict[str, np.ndarray] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __getitem__(self, segment: str) -> dict[str, float]:
         return self.metrics[segment]
@@ -76,7 +81,8 @@ class EvalResult:
         def clean(v):
             return None if isinstance(v, float) and math.isnan(v) else v
 
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.pop("per_query")
         out["ks"] = list(self.ks)
         out["metrics"] = {s: {k: clean(v) for k, v in m.items()} for s, m in self.metrics.items()}
         return out
@@ -275,11 +281,35 @@ def evaluate(
         name: _segment_metrics(sel, rel_q, rank, first[name], top, ks, m)
         for name, sel in selections.items()
     }
-    return EvalResult(table, ks, m, exclude is not None, dropped, time.perf_counter() - t0)
+    per_query = _per_query(selections["all"], rel_q, rank, first["all"], ks)
+    return EvalResult(
+        table, ks, m, exclude is not None, dropped, time.perf_counter() - t0, per_query
+    )
+
+
+def _query_values(sel, rel_q, rank, first, ks) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The queries that count in a segment, and each metric's value for each of them."""
+    queries = np.flatnonzero(~np.isnan(first))
+    if queries.size == 0:
+        return queries, {}
+    num_rel = np.bincount(rel_q[sel], minlength=first.size)[queries]
+    hit = sel & np.isfinite(rank)
+    hq, hr = rel_q[hit], rank[hit]
+    row = np.searchsorted(queries, hq)
+    col = np.arange(hq.size) - np.searchsorted(hq, hq)  # position within its query
+    ranks = np.full((queries.size, max(1, int(col.max(initial=0)) + 1)), np.inf)
+    ranks[row, col] = hr
+    values: dict[str, np.ndarray] = {}
+    for k in ks:
+        values[f"recall@{k}"] = metrics.recall_at_k(ranks, k, num_rel)
+        values[f"ndcg@{k}"] = metrics.ndcg_at_k(ranks, k, num_rel)
+        values[f"hit_rate@{k}"] = metrics.hit_rate_at_k(ranks, k)
+    values["mrr"] = metrics.mrr(first[queries])
+    return queries, values
 
 
 def _segment_metrics(sel, rel_q, rank, first, top, ks, num_items) -> dict[str, float]:
-    queries = np.flatnonzero(~np.isnan(first))
+    queries, values = _query_values(sel, rel_q, rank, first, ks)
     out: dict[str, float] = {}
     if queries.size == 0:
         for k in ks:
@@ -288,21 +318,22 @@ def _segment_metrics(sel, rel_q, rank, first, top, ks, num_items) -> dict[str, f
         out["mrr"] = math.nan
         out["queries"] = 0
         return _ordered(out, ks)
-    num_rel = np.bincount(rel_q[sel], minlength=first.size)[queries]
-    hit = sel & np.isfinite(rank)
-    hq, hr = rel_q[hit], rank[hit]
-    row = np.searchsorted(queries, hq)
-    col = np.arange(hq.size) - np.searchsorted(hq, hq)  # position within its query
-    ranks = np.full((queries.size, max(1, int(col.max(initial=0)) + 1)), np.inf)
-    ranks[row, col] = hr
+    out.update({name: float(np.mean(v)) for name, v in values.items()})
     for k in ks:
-        out[f"recall@{k}"] = float(metrics.recall_at_k(ranks, k, num_rel).mean())
-        out[f"ndcg@{k}"] = float(metrics.ndcg_at_k(ranks, k, num_rel).mean())
-        out[f"hit_rate@{k}"] = float(metrics.hit_rate_at_k(ranks, k).mean())
         out[f"coverage@{k}"] = metrics.coverage(top[queries, :k], num_items)
-    out["mrr"] = float(metrics.mrr(first[queries]).mean())
     out["queries"] = int(queries.size)
     return _ordered(out, ks)
+
+
+def _per_query(sel, rel_q, rank, first, ks) -> dict[str, np.ndarray]:
+    """Metric -> value [num_queries] of every query; NaN where a query does not count."""
+    queries, values = _query_values(sel, rel_q, rank, first, ks)
+    out = {}
+    for name, v in values.items():
+        full = np.full(first.size, np.nan)
+        full[queries] = v
+        out[name] = full
+    return out
 
 
 def _ordered(out: dict, ks) -> dict:

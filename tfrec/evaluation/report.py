@@ -136,3 +136,44 @@ def format_comparison(
     rows = [[model, *(col[i] for col in columns)] for i, model in enumerate(results)]
     rows.append(["queries"] + [_cell(first.metrics[s]["queries"]) for s in segs for _ in names])
     return _render(header, rows) + f"\nexclude_seen={first.exclude_seen}"
+
+
+def format_comparisons(comparisons: Mapping[str, Mapping[str, Mapping]]) -> str:
+    """tfrec minus the best baseline per metric: difference, 95% interval, Holm-adjusted p.
+
+    Args:
+        comparisons: dict pipeline -> metric -> `significance.compare` fields plus `baseline`.
+
+    Returns:
+        str. One table per pipeline; `yes` in `significant` only where the interval excludes
+        zero after correction.
+    """
+    if not comparisons:
+        return "\n[vs best baseline] no baseline evaluated"
+    parts = []
+    for model, by_metric in comparisons.items():
+        header = [
+            "metric",
+            "best baseline",
+            "difference",
+            "95% interval",
+            "p (Holm)",
+            "significant",
+        ]
+        rows = [
+            [
+                metric,
+                r["baseline"],
+                f"{r['difference']:+.4f}",
+                f"[{r['low']:+.4f}, {r['high']:+.4f}]",
+                f"{r['p_holm']:.3g}",
+                "yes" if r["significant"] else "no",
+            ]
+            for metric, r in by_metric.items()
+        ]
+        parts.append(
+            f"\n[vs best baseline] {model} minus the best baseline of each metric, "
+            "paired over test queries"
+        )
+        parts.append(_render(header, rows))
+    return "\n".join(parts)

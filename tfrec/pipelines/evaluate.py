@@ -9,9 +9,9 @@ import pandas as pd
 
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
-from tfrec import inference
-from tfrec.evaluation import baselines as baselines_lib
-from tfrec.evaluation import protocol, report
+from tfrec import errors, inference
+from tfrec.evaluation import protocol, report, significance
+from tfrec.evaluation.baselines import tuning as baseline_tuning
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
 from tfrec.ranking import training as ranking_training
@@ -55,31 +55,22 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
     # alone is reported too, so the prior's share of the result is visible.
     scorers = {"tfrec": prior.apply(own, history_index), "tfrec_towers_only": own}
     names = config.eval.baselines
-    train_items = prepared.catalog_index(prepared.split.train["item_id"].to_numpy())
-    popular = baselines_lib.MostPopular.from_interactions(train_items, num_items)
-    if "buy_again" in names:
-        # Recency-weighted recent events, popularity breaking ties: the "buy it again" heuristic.
-        tie_break = popular(0, 1)[0]
-        tie_break = (tie_break / max(1.0, float(tie_break.max())) * 1e-3).astype(np.float32)
-        scorers["buy_again"] = repeat_prior.RepeatPrior(1.0, 0.9).apply(
-            lambda s, e: np.broadcast_to(tie_break, (e - s, num_items)).copy(), history_index
+    unknown = sorted(set(names) - set(baseline_tuning.NAMES) - {"id_two_tower"})
+    if unknown:
+        raise errors.ConfigError(
+            f"`eval.baselines` may name {sorted(baseline_tuning.NAMES) + ['id_two_tower']}, "
+            f"received unknown {unknown}"
         )
     if "id_two_tower" in names and wd.baseline("id_two_tower").best.exists():
         base = trainer.load_trained(
             config, wd.baseline("id_two_tower").root, prepared, kind="id_two_tower"
         )
         scorers["id_two_tower"] = _model_scorer(base, prepared)
-    if "most_popular" in names:
-        scorers["most_popular"] = popular
-    if "als" in names and baselines_lib.ALSBaseline.available():
-        users = pd.Index(prepared.spec.users)
-        als = baselines_lib.ALSBaseline().fit(
-            users.get_indexer(prepared.split.train["user_id"].to_numpy()),
-            train_items,
-            len(users),
-            num_items,
-        )
-        scorers["als"] = als.scorer(users.get_indexer(np.asarray(test.user_id, dtype=object)))
+    # Every other baseline is fitted on the training window and tuned on validation, as
+    # tfrec's own repeat prior and blend are; the chosen values are reported with the results.
+    classical = [n for n in names if n in baseline_tuning.NAMES]
+    tuned = baseline_tuning.tuned_scorers(prepared, config, classical, progress=True)
+    scorers.update({name: t.score_fn for name, t in tuned.items()})
 
     results = {}
     for name, score_fn in scorers.items():
@@ -102,9 +93,15 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
         },
         "split": prepared.split.report(),
         "models": {name: r.to_dict() for name, r in results.items()},
+        "baselines": {
+            name: {"params": t.params, "validation": t.metrics, "seconds": t.seconds}
+            for name, t in tuned.items()
+        },
     }
+    per_query = {name: r.per_query for name, r in results.items()}
     if ranking_training.has_ranker(wd.root):
         ranker = ranking_training.load_ranker(config, wd.root, prepared, model)
+        stages: dict = {}
         out["two_stage"] = two_stage.evaluate_two_stage(
             config,
             prepared,
@@ -113,7 +110,12 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
             test,
             prior=prior,
             blend=blend_lib.Blend.load(ranking_training.blend_path(wd.root)),
+            per_query=stages,
         )
+        per_query["tfrec_two_stage"] = stages["two_stage"]
+    baseline_names = [n for n in results if n in tuned or n == "id_two_tower"]
+    out["comparisons"] = _compare_with_best_baseline(per_query, baseline_names, config.eval.ks)
+    _write_per_query(wd.root / "per_query.parquet", test, per_query)
     config_lib.write_text_atomic(wd.metrics, json.dumps(out, indent=2, default=_json_default))
     for segment in ("all", "cold_items", "cold_users"):
         print(f"\n[{segment}]")
@@ -122,7 +124,51 @@ def evaluate_workdir(workdir, prepared=None) -> dict:
         print(two_stage.format_comparison(out["two_stage"]))
     else:
         print(f"\n[two-stage] skipped: workdir `{wd.root}` holds no trained ranker")
+    print(report.format_comparisons(out["comparisons"]))
     return out
+
+
+# The metrics of the significance family: one list length for the page, one for the catalog.
+_COMPARED = ("recall@10", "recall@50", "ndcg@10", "mrr")
+
+
+def _compare_with_best_baseline(per_query: dict, baselines: list, ks) -> dict:
+    """tfrec's served pipelines minus the best baseline of each metric, paired per query.
+
+    The best baseline of a metric is the one with the highest test mean: the hardest
+    comparison. Intervals are paired bootstraps over the test queries; p-values are
+    Holm-corrected across the compared metrics of each pipeline.
+    """
+    metrics = tuple(m for m in _COMPARED if m == "mrr" or int(m.split("@")[1]) in ks)
+    out: dict = {}
+    if not baselines:
+        return out
+    for model in ("tfrec", "tfrec_two_stage"):
+        if model not in per_query:
+            continue
+        best = {
+            m: max(baselines, key=lambda b, m=m: float(np.nanmean(per_query[b][m])))
+            for m in metrics
+        }
+        compared = significance.compare(
+            per_query[model], {m: per_query[best[m]][m] for m in metrics}, metrics
+        )
+        out[model] = {m: dict(compared[m], baseline=best[m]) for m in metrics}
+    return out
+
+
+def _write_per_query(path, queries, per_query: dict) -> None:
+    """Every model's per-query metrics beside the query's user and time, for later analysis."""
+    frame = pd.DataFrame({"user_id": queries.user_id, "timestamp": queries.timestamp})
+    columns = {
+        f"{model}/{metric}": values
+        for model, by_metric in per_query.items()
+        for metric, values in by_metric.items()
+    }
+    frame = pd.concat([frame, pd.DataFrame(columns)], axis=1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
 
 
 def _json_default(o):

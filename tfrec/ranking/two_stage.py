@@ -1,4 +1,4 @@
-"""The two-stage recommender of a trained workdir, and its offline comparison with retrieval."""
+"""The two-stage pipeline offline: both stages' scores, its blend, its comparison with retrieval."""
 
 from __future__ import annotations
 
@@ -8,121 +8,20 @@ from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
-import pandas as pd
-import tensorflow as tf
 
 from tfrec import config as config_lib
-from tfrec import features, inference
+from tfrec import inference
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol, report
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
 from tfrec.ranking import dataset, examples, recommender, sampling, training
 from tfrec.ranking import metrics as ranking_metrics
-from tfrec.training import trainer
 from tfrec.training import workdir as workdir_lib
 
 # Cut-off of the reported comparison (the size of a recommendation list).
 K = 10
 _RANK_BATCH = 8192
-
-
-def retrieval_fn(
-    query_model,
-    spec,
-    item_ids,
-    item_vectors: np.ndarray,
-    clock: Callable[[], float] = time.time,
-    prior: Optional[repeat_prior.RepeatPrior] = None,
-):
-    """A `Recommender.retrieve_fn` from the trained query tower and the catalog embeddings.
-
-    Brute-force dot products over the catalog (an ANN index would replace this at scale). The
-    request time for the hour and weekday features is the call's `now` (UTC unix seconds),
-    `clock()` when not given.
-
-    Args:
-        query_model: tf.keras.Model. The retrieval query tower.
-        spec: FeatureSpec. `max_history`, `query_text_length` and the WordPiece vocabulary.
-        item_ids: array [num_items] of str. The catalog, rows of `item_vectors`.
-        item_vectors: np.ndarray [num_items, dim]. Candidate tower embeddings.
-        clock: callable returning unix seconds. Defaults to time.time.
-        prior: RepeatPrior or None. The retrieval stage's repeat prior.
-
-    Returns:
-        callable (user_id, recent_item_ids, recent_event_types, query_text, n, now=None) ->
-        (item_ids [min(n, num_items)], scores), best first.
-    """
-    item_ids = np.asarray(item_ids, dtype=object)
-    item_vectors = np.asarray(item_vectors, np.float32)
-    rows = pd.Index(item_ids)
-    tokenizer = None
-    length = spec.max_history
-
-    def retrieve(user_id, recent_item_ids, recent_event_types, query_text, n, now=None):
-        nonlocal tokenizer
-        history = [str(i) for i in recent_item_ids][:length]
-        events = [str(e) for e in recent_event_types][:length]
-        history += [""] * (length - len(history))
-        events += [""] * (length - len(events))
-        if query_text:
-            tokenizer = tokenizer or spec.tokenizer(spec.query_text_length)
-            tokens = tf.cast(tokenizer(tf.constant([str(query_text)])), tf.int32)
-        else:
-            tokens = tf.zeros([1, spec.query_text_length], tf.int32)
-        now = int(clock() if now is None else now)
-        request = {
-            features.USER_ID: tf.constant([str(user_id)]),
-            features.HISTORY_ITEM_IDS: tf.constant([history]),
-            features.HISTORY_EVENT_TYPES: tf.constant([events]),
-            features.HOUR_OF_DAY: tf.constant([(now // 3600) % 24], tf.int32),
-            features.DAY_OF_WEEK: tf.constant([(now // 86400 + 3) % 7], tf.int32),  # Thu epoch
-            features.QUERY_TOKEN_IDS: tokens,
-        }
-        query = np.asarray(query_model(request, training=False), np.float32)
-        history_index = rows.get_indexer(np.asarray([history], dtype=object).ravel())[None, :]
-        top = sampling.retrieve_top_n(
-            query, item_vectors, n, prior=prior, history_index=history_index
-        )[0]
-        scores = item_vectors[top] @ query[0]
-        if prior is not None:
-            scores = scores + prior.weights(history_index, len(item_ids))[0, top]
-        return item_ids[top], scores
-
-    return retrieve
-
-
-def build_recommender(
-    config: config_lib.Config, workdir, prepared: prepared_lib.PreparedData
-) -> recommender.Recommender:
-    """The served pipeline of a trained workdir: retrieve, rank, business rules, explain.
-
-    Rules and list sizes come from `config.recommend`; the combined ranking score weighs the
-    heads by `config.ranking.loss_weights` (missing heads weigh 1) and is blended with the
-    retrieval score as tuned at training time (`ranking/blend.json`).
-
-    Raises:
-        errors.WorkdirError: the workdir holds no retrieval model or no ranker.
-    """
-    retrieval = trainer.load_trained(config, workdir, prepared)
-    ranker = training.load_ranker(config, workdir, prepared, retrieval)
-    items = inference.item_embeddings(retrieval.candidate_model, prepared.table)
-    catalog = sampling.ranking_catalog(prepared)
-    prior = repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior)
-    blend = blend_lib.Blend.load(training.blend_path(workdir))
-    return recommender.Recommender(
-        retrieval_fn(retrieval.query_model, prepared.spec, catalog.item_id, items, prior=prior),
-        ranker,
-        list(catalog.item_id),
-        list(catalog.item_category),
-        items,
-        retrieve_n=config.recommend.retrieve_n,
-        exclude_event_types=config.recommend.exclude_event_types,
-        max_per_category=config.recommend.max_per_category,
-        head_weights=dict(config.ranking.loss_weights),
-        item_prices=catalog.item_price,
-        blend=blend,
-    )
 
 
 def _ranker_scores(ranker, queries, catalog, pairs, head_weights) -> np.ndarray:
@@ -257,6 +156,7 @@ def evaluate_two_stage(
     max_ranker_positives: Optional[int] = sampling.MAX_EVAL_POSITIVES,
     prior: Optional[repeat_prior.RepeatPrior] = None,
     blend: Optional[blend_lib.Blend] = None,
+    per_query: Optional[dict] = None,
 ) -> dict:
     """Retrieval-only against retrieve-then-rank, on the retrieval evaluation's test queries.
 
@@ -290,6 +190,8 @@ def evaluate_two_stage(
         max_ranker_positives: int or None. Cap on positives of the test ranking examples.
         prior: RepeatPrior or None. The retrieval stage's repeat prior.
         blend: Blend or None. The final score; None ranks by the ranker alone.
+        per_query: dict or None. When given, filled with `retrieval_only` and `two_stage`:
+            each `EvalResult.per_query` (metric -> value per query), for paired comparisons.
 
     Returns:
         dict: `protocol`, `retrieve_n`, `retrieval_only` and `two_stage` (EvalResult.to_dict()),
@@ -320,7 +222,7 @@ def evaluate_two_stage(
         scores[rows, top] = floor + 1.0 + (rank_scores - lowest)
         return scores
 
-    ks = tuple(sorted({K, n}))
+    ks = tuple(sorted({K, n, *config.eval.ks}))
     results = {
         name: protocol.evaluate(fn, stages.relevant, num_items, ks=ks, exclude=exclude)
         for name, fn in (
@@ -328,6 +230,8 @@ def evaluate_two_stage(
             ("two_stage", two_stage_scores),
         )
     }
+    if per_query is not None:
+        per_query.update({name: r.per_query for name, r in results.items()})
     test_q, test_pairs = sampling.labeled_examples(
         config,
         prepared,
