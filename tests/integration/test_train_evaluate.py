@@ -3,13 +3,15 @@
 import json
 from pathlib import Path
 
+import pandas as pd
+import pytest
 import tensorflow as tf
 import yaml
 
 from tests import harness
 from tfrec import cli
 from tfrec import config as config_lib
-from tfrec.evaluation import baselines
+from tfrec.evaluation.baselines import tuning
 
 TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
 OVERRIDES = harness.TINY_RUN_OVERRIDES
@@ -41,10 +43,26 @@ def test_train_evaluate_resume_and_refuse(tmp_path, capsys):
     assert {"train", "validation", "ranking"} <= events
 
     metrics = json.loads((wd / "artifact" / "metrics.json").read_text())
-    expected = {"tfrec", "tfrec_towers_only", "buy_again", "id_two_tower", "most_popular"}
-    if baselines.ALSBaseline.available():
-        expected.add("als")
-    assert expected <= set(metrics["models"])
+    expected = {"tfrec", "tfrec_towers_only", "id_two_tower", *tuning.NAMES}
+    assert expected == set(metrics["models"])
+    # Each classical baseline reports the values validation chose, from its own grid.
+    assert (
+        metrics["baselines"]["buy_again"]["params"]["decay"]
+        in tuning.DEFAULT_GRIDS["buy_again"]["decay"]
+    )
+    # tfrec and the two-stage pipeline against the best baseline of each metric, paired.
+    for pipeline in ("tfrec", "tfrec_two_stage"):
+        for metric, r in metrics["comparisons"][pipeline].items():
+            best = max(
+                (b for b in metrics["models"] if b not in ("tfrec", "tfrec_towers_only")),
+                key=lambda b, m=metric: metrics["models"][b]["metrics"]["all"][m],
+            )
+            assert r["baseline"] == best and r["low"] <= r["difference"] <= r["high"]
+    per_query = pd.read_parquet(wd / "artifact" / "per_query.parquet")
+    assert len(per_query) == metrics["models"]["tfrec"]["metrics"]["all"]["queries"]
+    assert per_query["tfrec/ndcg@10"].mean() == pytest.approx(
+        metrics["models"]["tfrec"]["metrics"]["all"]["ndcg@10"]
+    )
     section = metrics["two_stage"]
     assert section["retrieve_n"] == 30
     only, both = section["retrieval_only"]["metrics"]["all"], section["two_stage"]["metrics"]["all"]
