@@ -1,13 +1,14 @@
 """Suite-wide set-up: tfrec is imported before any test module imports TensorFlow."""
 
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
 # ruff's import sorting puts `tensorflow` before `tfrec` in test modules; importing tfrec here,
-# first, sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads, so tf.keras is Keras 2 everywhere.
-import dataclasses  # noqa: E402
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
+# before any test module, sets TF_USE_LEGACY_KERAS=1 before TensorFlow loads, so tf.keras is
+# Keras 2 everywhere.
 import tfrec  # noqa: F401
 
 # The CSV column mapping of the files `tfrec.data.synthetic.write` produces.
@@ -59,7 +60,7 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     data = root / "data"
     synthetic.write(synthetic.generate(num_items=120, num_users=60, num_events=1500), data)
     overrides = harness.TINY_RUN_OVERRIDES + ["eval.baselines=[most_popular]", *SYNTHETIC_CSV]
-    config = config_lib.load("configs/tiny.yaml", overrides + [f"data.path={data}"])
+    config = config_lib.load(harness.TINY_CONFIG, overrides + [f"data.path={data}"])
     train_run.train_all(config, root / "run", baselines=False)
     shutil.rmtree(data)
     return TinyRun(config, root / "run", root / "run" / "artifact")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec import precision
+
+# The shipped configs, found from this file: tests pass from any working directory.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY_CONFIG = str(CONFIGS / "tiny.yaml")
 
 # A trained run that checks wiring, not quality: configs/tiny.yaml with one epoch per stage
 # and a short candidate list (integration, exporting and serving-bench tests).

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests import harness
 from tfrec import cli
 
 
@@ -78,7 +79,7 @@ def test_data_generate_then_stats_on_the_written_csv(tmp_path, capsys):
 
 
 def test_synthetic_stats_table(capsys):
-    assert cli.main(["data", "stats", "--config", "configs/tiny.yaml"]) == 0
+    assert cli.main(["data", "stats", "--config", harness.TINY_CONFIG]) == 0
     out = capsys.readouterr().out
     assert "interactions  1,500" in out and "split:" in out
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests import harness
 from tfrec import config as config_lib
 from tfrec.compression import distill, graph, variants
 from tfrec.data import prepared as prepared_lib
@@ -31,7 +32,7 @@ def _perturbed(model, seed):
 
 
 def test_distillation_pulls_the_student_to_the_teacher():
-    config = config_lib.load("configs/tiny.yaml", [])
+    config = config_lib.load(harness.TINY_CONFIG, [])
     prepared = prepared_lib.prepare(config)
     teacher = variants.Towers(*builders.build_towers(config.model, prepared.spec))
     query, candidate = _perturbed(teacher.query, 1), _perturbed(teacher.candidate, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from tfrec.data import prepared as prepared_lib
 from tfrec.exporting import index as index_lib
 from tfrec.models import repeat_prior
 from tfrec.pipelines import export as export_run
-from tfrec.ranking import blend
+from tfrec.ranking import blend, requests
 from tfrec.ranking import training as ranking_training
 from tfrec.training import trainer
 
@@ -35,7 +36,7 @@ class Run:
 
 @pytest.fixture(scope="session")
 def run(tmp_path_factory) -> Run:
-    config = config_lib.load("configs/tiny.yaml", OVERRIDES)
+    config = config_lib.load(harness.TINY_CONFIG, OVERRIDES)
     workdir = tmp_path_factory.mktemp("workdir")
     prepared = prepared_lib.prepare(config)
     trainer.train(config, workdir, prepared)
@@ -61,23 +62,35 @@ def run(tmp_path_factory) -> Run:
 def request(users, histories, k=5, exclude_recent=False, hour=12, day=2, query_text=None):
     """A batch request: `histories` is a list of [(item_id, event_type), ...], ragged.
 
-    `k` and `exclude_recent` are one value for every row or a list with one per row.
+    `k`, `exclude_recent` and `query_text` are one value for every row or a list with one per
+    row; the request time is `day` (Monday = 0) of the first week of 2024 at `hour` UTC. `k`
+    is sent as given (also < 1), so the graph's own checks can be tested.
     """
-    width = max([len(h) for h in histories] + [0])
-    ids = np.full([len(users), width], "", object)
-    types = np.full([len(users), width], "", object)
-    for row, events in enumerate(histories):
-        for col, (item, event) in enumerate(events):
-            ids[row, col], types[row, col] = item, event
-    out = {
-        "user_id": np.asarray(users, object),
-        "history_item_ids": ids,
-        "history_event_types": types,
-        "hour_of_day": np.full([len(users)], hour, np.int32),
-        "day_of_week": np.full([len(users)], day, np.int32),
-        "k": np.broadcast_to(np.asarray(k, np.int32), [len(users)]).copy(),
-        "exclude_recent": np.broadcast_to(np.asarray(exclude_recent, bool), [len(users)]).copy(),
-    }
-    if query_text is not None:
-        out["query_text"] = np.asarray(query_text, object)
-    return out
+    now = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        days=day, hours=hour
+    )
+    texts = [None] * len(users) if query_text is None else query_text
+    excludes = np.broadcast_to(np.asarray(exclude_recent, bool), [len(users)])
+    rows = [
+        requests.build(user, events, now, 1, bool(exclude), text)
+        for user, events, exclude, text in zip(users, histories, excludes, texts, strict=True)
+    ]
+    return dict(
+        requests.stack(rows), k=np.broadcast_to(np.asarray(k, np.int32), [len(users)]).copy()
+    )
+
+
+def assert_same_answer(got: list, expected: list) -> None:
+    """Equal ids, explanations' events and positions; scores and weights to float32 precision."""
+    assert [r["item_id"] for r in got] == [r["item_id"] for r in expected]
+    for a, b in zip(got, expected, strict=True):
+        for key in ("score", "ranker_score", "retrieval_score"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["item_id"], key)
+        assert [dict(e, weight=0) for e in a["explanation"]] == [
+            dict(e, weight=0) for e in b["explanation"]
+        ], a["item_id"]
+        np.testing.assert_allclose(
+            [e["weight"] for e in a["explanation"]],
+            [e["weight"] for e in b["explanation"]],
+            rtol=1e-4,
+        )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tfrec  # noqa: F401  (sets the Keras-2 environment before TensorFlow is imported)
+from tests import harness
 from tests.exporting.conftest import OVERRIDES
 from tfrec import cli, errors
 from tfrec.pipelines import bench_serving as bench
@@ -59,7 +60,7 @@ def test_default_config_is_the_demo_model_trained_briefly():
     assert (config.name, config.model.embedding_dim, config.data.max_history) == ("demo", 64, 20)
     assert config.model.history_encoder == "attention"
     assert (config.train.epochs, config.ranking.epochs, config.eval.baselines) == (1, 1, ())
-    assert bench.bench_config("configs/tiny.yaml").model.embedding_dim == 16
+    assert bench.bench_config(harness.TINY_CONFIG).model.embedding_dim == 16
 
 
 @pytest.mark.parametrize(
@@ -230,7 +231,7 @@ def test_ratios_growth_targets_and_markdown_on_known_numbers():
 def test_cli_rejects_config_with_workdir(capsys, tmp_path_factory):
     run, out = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("out")
     (run / "config.yaml").write_text("name: x\n", encoding="utf-8")
-    args = ["--workdir", str(run), "--config", "configs/tiny.yaml", "--output", str(out)]
+    args = ["--workdir", str(run), "--config", harness.TINY_CONFIG, "--output", str(out)]
     assert cli.main(["bench", "serving", *args]) == 2
     assert "`--config` names the model the bench trains" in capsys.readouterr().err
     assert not list(out.iterdir())

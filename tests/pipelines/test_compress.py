@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
+from tests import harness
 from tfrec import cli, errors
 from tfrec import config as config_lib
 from tfrec.data import pipeline
@@ -31,7 +32,7 @@ VARIANTS = (
 
 @pytest.fixture(scope="module")
 def compressed(tmp_path_factory):
-    config = config_lib.load("configs/tiny.yaml", ["train.epochs=1"])
+    config = config_lib.load(harness.TINY_CONFIG, ["train.epochs=1"])
     workdir = tmp_path_factory.mktemp("tiny")
     trainer.train(config, workdir)
     report = run_lib.compress_workdir(
@@ -168,7 +169,7 @@ def test_report_has_every_variant_with_sizes_metrics_latency(compressed):
 def test_workdir_without_trained_model_is_refused(tmp_path):
     with pytest.raises(errors.WorkdirError, match="has no config.yaml"):
         run_lib.compress_workdir(tmp_path)
-    config_lib.save(config_lib.load("configs/tiny.yaml"), tmp_path / "config.yaml")
+    config_lib.save(config_lib.load(harness.TINY_CONFIG), tmp_path / "config.yaml")
     with pytest.raises(errors.WorkdirError, match="holds no trained model"):
         run_lib.compress_workdir(tmp_path)
     with pytest.raises(errors.WorkdirError, match="does not exist"):
