@@ -130,7 +130,8 @@ def test_report_has_every_variant_with_sizes_metrics_latency(compressed):
     for name, variant in report["variants"].items():
         assert variant["size"]["raw_bytes"] > variant["size"]["gzip_bytes"] > 0, name
         assert variant["size"]["raw_ratio"] is not None, name
-        assert 0 <= variant["quality"]["recall@50"] <= 1, name
+        # 50 of 120 items: any variant that still ranks by its towers finds relevant items.
+        assert 0.2 < variant["quality"]["recall@50"] <= 1, name
         assert {"batch_1", "batch_64"} == set(variant["latency"]), name
         assert variant["latency"]["batch_64"]["calls"] == 5
         assert variant["latency"]["batch_1"]["p50_ratio"] > 0
@@ -153,8 +154,12 @@ def test_report_has_every_variant_with_sizes_metrics_latency(compressed):
     assert report["variants"]["pruned_50"]["size"]["parts"]["index"]["raw_bytes"] < (
         report["variants"]["float32"]["size"]["parts"]["index"]["raw_bytes"] / 3
     )
+    float32 = report["variants"]["float32"]["quality"]["served"]["recall@50"]
     for name, variant in report["variants"].items():
-        assert 0 <= variant["quality"]["served"]["recall@50"] <= 1, name
+        # int8 rounding moves the served score a little; it must not change what is found.
+        if "int8" in name:
+            assert abs(variant["quality"]["served"]["recall@50"] - float32) < 0.05, name
+        assert 0.2 < variant["quality"]["served"]["recall@50"] <= 1, name
     combined = report["variants"]["pruned_50_int8"]
     assert combined["size"]["gzip_bytes"] < report["variants"]["pruned_50"]["size"]["gzip_bytes"]
     assert combined["sparsity"]["overall"] > 0.3

@@ -146,15 +146,16 @@ def _compare_with_best_baseline(per_query: dict, baselines: list, ks) -> dict:
     for model in ("tfrec", "tfrec_two_stage"):
         if model not in per_query:
             continue
-        best = {
-            m: max(baselines, key=lambda b, m=m: float(np.nanmean(per_query[b][m])))
-            for m in metrics
-        }
+        best = {m: max(baselines, key=lambda b: _mean(per_query[b][m])) for m in metrics}
         compared = significance.compare(
             per_query[model], {m: per_query[best[m]][m] for m in metrics}, metrics
         )
         out[model] = {m: dict(compared[m], baseline=best[m]) for m in metrics}
     return out
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.nanmean(values))
 
 
 def _write_per_query(path, queries, per_query: dict) -> None:
