@@ -27,13 +27,18 @@ def scrape(url: str) -> dict:
         if not line or line.startswith("#"):
             continue
         name, labels, value = _SAMPLE.match(line).groups()
-        pairs = frozenset(re.findall(r'(\w+)="([^"]*)"', labels or ""))
+        pairs = _canonical(re.findall(r'(\w+)="([^"]*)"', labels or ""))
         samples[(name, pairs)] = float(value)
     return samples
 
 
+def _canonical(pairs) -> frozenset:
+    # Prometheus reads bucket bounds as numbers: le="2" and le="2.0" are one bucket.
+    return frozenset((k, str(float(v)) if k == "le" else v) for k, v in pairs)
+
+
 def _get(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    return samples.get((name, _canonical(labels.items())), 0.0)
 
 
 def test_monitoring_config_template_and_errors():

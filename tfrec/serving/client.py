@@ -194,7 +194,12 @@ class Client:
                 return strings
             return array
         if array.dtype.kind in _KINDS[_dtype_kind(dtype)]:
-            return array.astype(dtype.as_numpy_dtype)
+            target = np.dtype(dtype.as_numpy_dtype)
+            if array.size and target.kind in "iu" and array.dtype.kind in "iu":
+                info = np.iinfo(target)
+                if array.min() < info.min or array.max() > info.max:
+                    return array  # a cast would wrap; the server names the field instead
+            return array.astype(target)
         return array
 
     @staticmethod

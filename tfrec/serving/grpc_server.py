@@ -6,9 +6,10 @@ import logging
 from concurrent import futures
 
 import grpc
+from google.protobuf import message as message_lib
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
-from tfrec.serving import status, tensors
+from tfrec.serving import limits, status, tensors
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,40 @@ def model_spec_args(spec) -> dict:
     }
 
 
+def parse(raw: bytes, message_type, request_limits: limits.RequestLimits):
+    """A request message from its bytes; too large or undecodable is INVALID_ARGUMENT."""
+    request_limits.check_request_bytes(len(raw))
+    message = message_type()
+    try:
+        message.ParseFromString(raw)
+    except (message_lib.DecodeError, RecursionError) as e:
+        raise status.invalid(
+            f"`request`: expected a serialized {message_type.DESCRIPTOR.name}, received "
+            f"{len(raw)} undecodable bytes ({e})"
+        ) from e
+    return message
+
+
+def decode_predict(raw: bytes, request_limits: limits.RequestLimits) -> tuple:
+    """A PredictRequest and its inputs as arrays, each checked against the limits first.
+
+    Returns:
+        (PredictRequest, dict of str to np.ndarray).
+    """
+    request = parse(raw, predict_pb2.PredictRequest, request_limits)
+    inputs = {k: tensors.from_proto(k, v, request_limits) for k, v in request.inputs.items()}
+    return request, inputs
+
+
 class _Handlers:
     """RPC bodies. Requests arrive as raw bytes so oversized ones get a clear INVALID_ARGUMENT."""
 
-    def __init__(self, service, max_message_bytes: int):
+    def __init__(self, service, request_limits: limits.RequestLimits):
         self.service = service
-        self.max_message_bytes = max_message_bytes
+        self.limits = request_limits
 
     def _parse(self, raw: bytes, message_type):
-        if len(raw) > self.max_message_bytes:
-            raise status.invalid(
-                f"`request`: expected at most {self.max_message_bytes} bytes "
-                f"(`--max-message-bytes`), received {len(raw)}"
-            )
-        message = message_type()
-        message.ParseFromString(raw)
-        return message
+        return parse(raw, message_type, self.limits)
 
     def _call(self, body, raw, context, message_type, record=None):
         try:
@@ -60,18 +79,21 @@ class _Handlers:
 
     def predict(self, raw, context):
         with self.service.track("grpc") as record:
-            return self._call(
+            response = self._call(
                 lambda request: self._predict(request, record),
                 raw,
                 context,
                 predict_pb2.PredictRequest,
                 record,
             )
+        if not context.is_active():  # the client went away before its answer: count it
+            self.service.metrics.observe_disconnect("grpc")
+        return response
 
     def _predict(self, request, record):
         record.model = request.model_spec.name
         record.signature = request.model_spec.signature_name
-        inputs = {k: tensors.from_proto(k, v) for k, v in request.inputs.items()}
+        inputs = {k: tensors.from_proto(k, v, self.limits) for k, v in request.inputs.items()}
         result = self.service.predict(
             inputs=inputs,
             signature_name=request.model_spec.signature_name,
@@ -109,13 +131,16 @@ def _unary(fn):
     )
 
 
-def build(service, host: str, port: int, max_message_bytes: int, max_workers: int = 16):
+def build(
+    service, host: str, port: int, request_limits: limits.RequestLimits, max_workers: int = 16
+):
     """A started gRPC server on `host:port` (0 picks a free port).
 
     Returns:
         (grpc.Server, int): the server and the port it bound.
     """
-    handlers = _Handlers(service, max_message_bytes)
+    handlers = _Handlers(service, request_limits)
+    max_message_bytes = request_limits.max_request_bytes
     # The transport cut-off sits above the checked limit so that moderately oversized requests
     # reach the handler and get INVALID_ARGUMENT naming the limit; huge ones are cut earlier
     # with RESOURCE_EXHAUSTED without being buffered.
@@ -124,7 +149,8 @@ def build(service, host: str, port: int, max_message_bytes: int, max_workers: in
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         options=[
             ("grpc.max_receive_message_length", transport),
-            ("grpc.max_send_message_length", transport),
+            # Replies are bounded by the request limits (rows x k), not by the request size.
+            ("grpc.max_send_message_length", 2**31 - 1),
             ("grpc.so_reuseport", 0),
         ],
     )

@@ -1,19 +1,20 @@
-"""Prometheus metrics of `tfrec serve` (text exposition format) and `monitoring.config`."""
+"""Prometheus metrics of `tfrec serve` (via prometheus_client) and `monitoring.config`."""
 
 from __future__ import annotations
 
-import bisect
-import collections
 import dataclasses
-import threading
 from collections.abc import Callable, Iterable
 
+import prometheus_client
+import prometheus_client.core
+import prometheus_client.exposition
+import prometheus_client.registry
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
 from tfrec import errors
 
 DEFAULT_PATH = "/monitoring/prometheus/metrics"  # tensorflow_model_server's default
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = prometheus_client.exposition.CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -82,27 +83,25 @@ def parse_monitoring_config(text: str) -> MonitoringConfig:
     return MonitoringConfig(enable=config.enable, path=config.path or DEFAULT_PATH)
 
 
-class _Histogram:
-    def __init__(self, buckets: tuple):
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self.sum = 0.0
+class _VersionCollector(prometheus_client.registry.Collector):
+    """`tfrec_serving_model_versions`, read from the model store on every scrape."""
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1  # first bucket with le >= v
-        self.sum += value
+    def __init__(self, versions: Callable[[], Iterable[tuple]]):
+        self._versions = versions
 
-
-def _labels(names: tuple, values: tuple, extra: str = "") -> str:
-    def escape(v) -> str:
-        return str(v).replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-
-    parts = [f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True)]
-    return "{" + ",".join(parts + ([extra] if extra else [])) + "}"
+    def collect(self):
+        family = prometheus_client.core.GaugeMetricFamily(
+            "tfrec_serving_model_versions",
+            "Known model versions by state.",
+            labels=["model_name", "version", "state"],
+        )
+        for name, version, state in sorted(self._versions()):
+            family.add_metric([name, str(version), state], 1)
+        yield family
 
 
 class Metrics:
-    """What `tfrec serve` counts, rendered in Prometheus' text format on scrape.
+    """What `tfrec serve` counts, exposed by `prometheus_client` in Prometheus' text format.
 
     Series (label values of requests that name no served model or signature are ""):
         tfrec_serving_requests_total{model_name, signature_name, protocol, status}: Predict
@@ -113,70 +112,62 @@ class Metrics:
             execution (merged requests count once, with their total rows).
         tfrec_serving_model_versions{model_name, version, state}: 1 per known version, state
             as in GetModelStatus (LOADING, AVAILABLE, END, ...).
+        tfrec_serving_client_disconnects_total{protocol}: requests whose client went away
+            before the answer was written.
+
+    Each instance has its own registry, so servers in one process never share counts.
 
     Args:
         versions: callable returning (model_name, version, state) tuples; read on every scrape.
     """
 
-    _REQUEST = ("model_name", "signature_name", "protocol", "status")
-    _LATENCY = ("model_name", "signature_name", "protocol")
-    _BATCH = ("model_name", "signature_name")
-    _VERSION = ("model_name", "version", "state")
-
     def __init__(self, versions: Callable[[], Iterable[tuple]] = tuple):
-        self._versions = versions
-        self._lock = threading.Lock()
-        self._requests: collections.Counter = collections.Counter()
-        self._latency: dict = {}
-        self._batch_sizes: dict = {}
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self._requests = prometheus_client.Counter(
+            "tfrec_serving_requests",
+            "Predict requests.",
+            ["model_name", "signature_name", "protocol", "status"],
+            registry=self.registry,
+        )
+        self._latency = prometheus_client.Histogram(
+            "tfrec_serving_request_latency_seconds",
+            "Predict wall time in the server.",
+            ["model_name", "signature_name", "protocol"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._batch_sizes = prometheus_client.Histogram(
+            "tfrec_serving_batch_size",
+            "Rows per signature execution.",
+            ["model_name", "signature_name"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self._disconnects = prometheus_client.Counter(
+            "tfrec_serving_client_disconnects",
+            "Requests whose client went away before the answer was written.",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self.registry.register(_VersionCollector(versions))
 
     def observe_request(self, model, signature, protocol, status, seconds: float) -> None:
-        with self._lock:
-            self._requests[(model, signature, protocol, status)] += 1
-            key = (model, signature, protocol)
-            if key not in self._latency:
-                self._latency[key] = _Histogram(LATENCY_BUCKETS_S)
-            self._latency[key].observe(seconds)
+        self._requests.labels(model, signature, protocol, status).inc()
+        self._latency.labels(model, signature, protocol).observe(seconds)
 
     def observe_batch(self, model: str, signature: str, rows: int) -> None:
-        with self._lock:
-            if (model, signature) not in self._batch_sizes:
-                self._batch_sizes[(model, signature)] = _Histogram(BATCH_SIZE_BUCKETS)
-            self._batch_sizes[(model, signature)].observe(rows)
+        self._batch_sizes.labels(model, signature).observe(rows)
+
+    def observe_disconnect(self, protocol: str) -> None:
+        self._disconnects.labels(protocol).inc()
+
+    def disconnects(self, protocol: str) -> float:
+        """How many clients of `protocol` disconnected before their answer."""
+        value = self.registry.get_sample_value(
+            "tfrec_serving_client_disconnects_total", {"protocol": protocol}
+        )
+        return value or 0.0
 
     def render(self) -> str:
-        """The exposition text of every series."""
-        with self._lock:
-            requests = sorted(self._requests.items())
-            latency = sorted((k, (h.counts[:], h.sum)) for k, h in self._latency.items())
-            batch_sizes = sorted((k, (h.counts[:], h.sum)) for k, h in self._batch_sizes.items())
-        name = "tfrec_serving_requests_total"
-        lines = _header(name, "counter", "Predict requests.")
-        lines += [f"{name}{_labels(self._REQUEST, k)} {n}" for k, n in requests]
-        name = "tfrec_serving_request_latency_seconds"
-        lines += _header(name, "histogram", "Predict wall time in the server.")
-        lines += _histogram_lines(name, self._LATENCY, LATENCY_BUCKETS_S, latency)
-        name = "tfrec_serving_batch_size"
-        lines += _header(name, "histogram", "Rows per signature execution.")
-        lines += _histogram_lines(name, self._BATCH, BATCH_SIZE_BUCKETS, batch_sizes)
-        name = "tfrec_serving_model_versions"
-        lines += _header(name, "gauge", "Known model versions by state.")
-        lines += [f"{name}{_labels(self._VERSION, v)} 1" for v in sorted(self._versions())]
-        return "\n".join(lines) + "\n"
-
-
-def _histogram_lines(name: str, label_names: tuple, buckets: tuple, series: list) -> list:
-    lines = []
-    for key, (counts, total) in series:
-        cumulative = 0
-        for le, count in zip([*buckets, "+Inf"], counts, strict=True):
-            cumulative += count
-            le_label = f'le="{le}"'
-            lines.append(f"{name}_bucket{_labels(label_names, key, le_label)} {cumulative}")
-        lines.append(f"{name}_sum{_labels(label_names, key)} {float(total)!r}")
-        lines.append(f"{name}_count{_labels(label_names, key)} {cumulative}")
-    return lines
-
-
-def _header(name: str, kind: str, help_text: str) -> list:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        """The exposition text of every series (format 0.0.4, `CONTENT_TYPE`)."""
+        return prometheus_client.generate_latest(self.registry).decode("utf-8")

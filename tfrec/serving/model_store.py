@@ -34,6 +34,7 @@ class _Model:
     failed: dict = dataclasses.field(default_factory=dict)  # version path -> saved_model mtime
     labels: dict = dataclasses.field(default_factory=dict)  # label -> version, as applied
     label_error: str = ""  # why spec.labels are not applied yet (logged once)
+    dangling: tuple = ()  # (label, version) pairs whose version went away, as last logged
 
 
 class ModelStore:
@@ -45,6 +46,9 @@ class ModelStore:
     adds and removes models and changes policies and labels; an invalid one is logged and the
     current one kept. As in TF Serving, a label moves only to an available version: until the
     version it names is live, the model keeps its previous labels (retried on every poll).
+    When the version a label names goes away (its folder removed, or dropped by the policy),
+    a warning is logged once and requests for the label are served by the newest available
+    version until the label is moved or the version returns.
 
     Args:
         model_base_path: path. One folder per model, or one model's version folders.
@@ -204,6 +208,7 @@ class ModelStore:
             old.retire()
 
     def _apply_labels(self, model: _Model) -> None:
+        self._warn_dangling_labels(model)
         wanted = dict(model.spec.labels)
         if wanted == model.labels:
             return
@@ -223,6 +228,20 @@ class ModelStore:
             model.labels = wanted
         model.label_error = ""
         log.info("model %s labels: %s", model.spec.name, wanted)
+
+    def _warn_dangling_labels(self, model: _Model) -> None:
+        with self._lock:
+            dangling = tuple(sorted((k, v) for k, v in model.labels.items() if v not in model.live))
+            newest = max(model.live) if model.live else None
+        if dangling and dangling != model.dangling:
+            for label, version in dangling:
+                log.warning(
+                    "model %s: label `%s` names version %s, which is no longer available; "
+                    "requests for `%s` are served by the newest available version %s until the "
+                    "label is moved or version %s returns",
+                    model.spec.name, label, version, label, newest, version,
+                )  # fmt: skip
+        model.dangling = dangling
 
     def _resolve(self, name: str, version: Optional[int], label: Optional[str]) -> tuple:
         model = self._models.get(name)
@@ -244,6 +263,8 @@ class ModelStore:
         """The Servable for a request, counted in-flight until `release`. NOT_FOUND if none."""
         with self._lock:
             model, version = self._resolve(name, version, label)
+            if label and version not in model.live and model.live:
+                version = max(model.live)  # the label's version went away (class docstring)
             if version is None:
                 if not model.live:
                     raise status.not_found(f"`model_spec.name`: model `{name}` has no version")
@@ -288,6 +309,16 @@ class ModelStore:
         with self._lock:
             model, _ = self._resolve(name, None, None)
             return dict(model.labels)
+
+    def found_versions(self) -> bool:
+        """Whether any model has a version folder its policy selects (loaded or failed)."""
+        with self._lock:
+            return any(m.states for m in self._models.values())
+
+    def model_paths(self) -> dict:
+        """Each model's name and the folder its versions are looked for in."""
+        with self._lock:
+            return {n: m.spec.base_path for n, m in sorted(self._models.items())}
 
     def version_states(self) -> list[tuple]:
         """(model name, version, state) of every known version, for monitoring."""

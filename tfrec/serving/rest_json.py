@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import json
 from collections.abc import Mapping
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfrec.serving import status
+from tfrec.serving import limits, status
 
 
 def _is_b64(value) -> bool:
@@ -32,7 +33,7 @@ def _strings(value, field: str):
     if _is_b64(value):
         try:
             return base64.b64decode(value["b64"], validate=True), ()
-        except (binascii.Error, TypeError) as e:
+        except (ValueError, TypeError) as e:  # binascii.Error, and non-ASCII text
             raise status.invalid(f"`{field}`: invalid base64 in `b64`: {e}") from e
     raise status.invalid(f'`{field}`: expected a string or {{"b64": ...}}, received {value!r}')
 
@@ -63,7 +64,27 @@ def json_to_array(value, dtype: tf.DType, field: str) -> np.ndarray:
             else array.dtype.name
         )
         raise status.invalid(f"`{field}`: expected {dtype.name} values, received {received}")
-    return array.astype(dtype.as_numpy_dtype)
+    target = np.dtype(dtype.as_numpy_dtype)
+    if array.size and target.kind in "iu":
+        # astype would wrap silently (2**32 + 10 becomes 10 as int32).
+        info = np.iinfo(target)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise status.invalid(
+                f"`{field}`: expected {dtype.name} values in [{info.min}, {info.max}], received "
+                f"{low if low < info.min else high}"
+            )
+    return array.astype(target)
+
+
+def decode_body(raw: bytes):
+    """The JSON of a request body; malformed or too deeply nested JSON is INVALID_ARGUMENT."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise status.invalid(f"request body: malformed JSON: {e}") from e
+    except RecursionError as e:
+        raise status.invalid("request body: malformed JSON: nested too deeply") from e
 
 
 def _fill(nested, shape):
@@ -82,8 +103,21 @@ def _flatten(nested):
         yield nested
 
 
-def parse_predict(body, signature_def) -> tuple[dict, bool]:
-    """Inputs of a `:predict` body; True when it used the row (`instances`) format."""
+def parse_predict(
+    body, signature_def, request_limits: Optional[limits.RequestLimits] = None
+) -> tuple[dict, bool]:
+    """Inputs of a `:predict` body; True when it used the row (`instances`) format.
+
+    With `request_limits`, each input's declared shape (its JSON list lengths) is checked
+    before it is converted, and its strings after.
+    """
+    try:
+        return _parse_predict(body, signature_def, request_limits)
+    except RecursionError as e:  # lists nested past Python's stack (not past MAX_JSON_DEPTH)
+        raise status.invalid("request body: lists nested too deeply") from e
+
+
+def _parse_predict(body, signature_def, request_limits) -> tuple[dict, bool]:
     if not isinstance(body, dict):
         raise status.invalid(
             f"request body: expected a JSON object, received {type(body).__name__}"
@@ -110,11 +144,12 @@ def parse_predict(body, signature_def) -> tuple[dict, bool]:
         else:
             columns = {_single_input(dtypes, "instances"): rows}
             field = "instances"
-        return _convert(columns, dtypes, field), True
+        return _convert(columns, dtypes, field, request_limits), True
     value = body["inputs"]
     if isinstance(value, dict) and not _is_b64(value):
-        return _convert(value, dtypes, "inputs.{}"), False
-    return _convert({_single_input(dtypes, "inputs"): value}, dtypes, "inputs"), False
+        return _convert(value, dtypes, "inputs.{}", request_limits), False
+    columns = {_single_input(dtypes, "inputs"): value}
+    return _convert(columns, dtypes, "inputs", request_limits), False
 
 
 def _single_input(dtypes: Mapping, field: str) -> str:
@@ -126,13 +161,18 @@ def _single_input(dtypes: Mapping, field: str) -> str:
     return next(iter(dtypes))
 
 
-def _convert(columns: Mapping, dtypes: Mapping, field: str) -> dict:
+def _convert(columns: Mapping, dtypes: Mapping, field: str, request_limits=None) -> dict:
     out = {}
     for name, value in columns.items():
         where = field.format(name)
+        if request_limits is not None:
+            request_limits.check_shape(where, limits.json_shape(value, where))
         # Unknown names pass through untyped so check_inputs reports them like gRPC does.
         dtype = dtypes.get(name, tf.string if _looks_stringy(value) else tf.float32)
         out[name] = json_to_array(value, dtype, where)
+        if request_limits is not None and out[name].dtype.kind == "O":
+            longest = max((len(v) for v in out[name].reshape(-1)), default=0)
+            request_limits.check_string_bytes(where, longest)
     return out
 
 

@@ -6,11 +6,12 @@ import http.server
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import urllib.parse
 
-from tfrec.serving import metrics, rest_json, status
+from tfrec.serving import limits, metrics, rest_json, status
 from tfrec.serving import service as service_lib
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,39 @@ _ROUTE = re.compile(
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: load tests measure the model, not TCP setup
-    timeout = 30  # idle keep-alive connections are closed after this many seconds
     disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
     server: RestServer
 
+    def setup(self):
+        # Every read and write on the connection times out, so an idle keep-alive connection
+        # (or a client trickling its body) cannot hold a worker thread forever.
+        self.timeout = self.server.limits.idle_timeout_seconds
+        super().setup()
+
     def log_message(self, format, *args):  # noqa: A002 (signature fixed by http.server)
         log.debug("%s " + format, self.address_string(), *args)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (bad request line, unknown method) as JSON, not HTML."""
+        self.close_connection = True
+        self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     def do_GET(self):
         self._dispatch("GET")
 
     def do_POST(self):
         self._dispatch("POST")
+
+    def _not_allowed(self):
+        self._discard_body()
+        self.close_connection = True
+        self._send(
+            405,
+            {"error": f"`method`: expected GET or POST, received {self.command}"},
+            {"Allow": "GET, POST"},
+        )
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = _not_allowed
 
     def _dispatch(self, method: str) -> None:
         self.server.enter()
@@ -48,6 +70,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 code, body = self._answer(method)
             except status.ServingError as e:
                 code, body = e.http_status, {"error": e.message}
+            except (ConnectionError, TimeoutError):
+                self._disconnected()
+                return
             except Exception as e:  # noqa: BLE001 (the server keeps serving; the caller sees why)
                 log.exception("REST request failed")
                 code, body = 500, {"error": f"{type(e).__name__}: {e}"}
@@ -55,13 +80,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             self.server.leave()
 
+    def _disconnected(self) -> None:
+        self.close_connection = True
+        self.server.service.metrics.observe_disconnect("rest")
+
     def _answer(self, method: str):
         path = urllib.parse.urlsplit(self.path).path
         service = self.server.service
         if path == self.server.metrics_path:
             self._discard_body()
             if method != "GET":
-                raise status.invalid(f"`method`: expected GET for {path!r}, received {method}")
+                raise status.ServingError(
+                    "INVALID_ARGUMENT",
+                    f"`method`: expected GET for {path!r}, received {method}",
+                    http=405,
+                )
             return 200, service.metrics.render()
         match = _ROUTE.match(path)
         if match is None:
@@ -76,7 +109,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         expected = "POST" if action.startswith(":") else "GET"
         if method != expected:
             self._discard_body()
-            raise status.invalid(f"`method`: expected {expected} for {path!r}, received {method}")
+            raise status.ServingError(
+                "INVALID_ARGUMENT",
+                f"`method`: expected {expected} for {path!r}, received {method}",
+                http=405,
+            )
         if action == "":
             return 200, service_lib.to_dict(service.status(**spec))
         if action == "/metadata":
@@ -107,7 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         def read_inputs(signature) -> dict:
             used.append(signature)
-            return rest_json.parse_predict(body, signature)[0]
+            return rest_json.parse_predict(body, signature, self.server.limits)[0]
 
         service = self.server.service
         result = service.predict(inputs=read_inputs, signature_name=signature_name, **spec)
@@ -121,37 +158,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             raise status.invalid(f"`Content-Length`: expected a byte count, received {length!r}")
         size = int(length)
-        if size > self.server.max_message_bytes:
+        if size > self.server.limits.max_request_bytes:
             self.close_connection = True  # the unread body must not be parsed as a request
-            raise status.invalid(
-                f"`request`: expected at most {self.server.max_message_bytes} bytes "
-                f"(`--max-message-bytes`), received {size}"
-            )
+            self.server.limits.check_request_bytes(size)
         raw = self.rfile.read(size)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise status.invalid(f"request body: malformed JSON: {e}") from e
+        if len(raw) < size:
+            raise ConnectionResetError(f"body ended after {len(raw)} of {size} bytes")
+        return rest_json.decode_body(raw)
 
     def _discard_body(self) -> None:
         length = self.headers.get("Content-Length", "0")
         size = int(length) if length.isdigit() else 0
-        if 0 < size <= self.server.max_message_bytes:
+        if 0 < size <= self.server.limits.max_request_bytes:
             self.rfile.read(size)
         elif size:
             self.close_connection = True
 
-    def _send(self, code: int, body) -> None:
+    def _send(self, code: int, body, headers=None) -> None:
         """Sends `body` as JSON, or as Prometheus text when it is a str."""
         text = isinstance(body, str)
         data = body.encode("utf-8") if text else json.dumps(body).encode("utf-8")
-        self.send_response(code)
-        self.send_header("Content-Type", metrics.CONTENT_TYPE if text else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", metrics.CONTENT_TYPE if text else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except (ConnectionError, TimeoutError):
+            self._disconnected()
 
 
 class RestServer(http.server.ThreadingHTTPServer):
@@ -161,16 +199,23 @@ class RestServer(http.server.ThreadingHTTPServer):
         service: PredictionService.
         host: str. Address to bind.
         port: int. Port to bind; 0 picks a free one.
-        max_message_bytes: int. Largest accepted request body.
+        request_limits: RequestLimits. Body size, shapes and the idle connection timeout.
         metrics_path: str or None. Where GET serves Prometheus metrics; None: nowhere.
     """
 
     daemon_threads = True  # idle keep-alive connections must not block shutdown
     allow_reuse_address = True
 
-    def __init__(self, service, host: str, port: int, max_message_bytes: int, metrics_path=None):
+    def __init__(
+        self,
+        service,
+        host: str,
+        port: int,
+        request_limits: limits.RequestLimits,
+        metrics_path=None,
+    ):
         self.service = service
-        self.max_message_bytes = max_message_bytes
+        self.limits = request_limits
         self.metrics_path = metrics_path
         self.stopping = False
         self._in_flight = 0
@@ -196,6 +241,15 @@ class RestServer(http.server.ThreadingHTTPServer):
 
     def start(self) -> None:
         self._thread.start()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that vanished is counted quietly; anything else is logged, not printed."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.service.metrics.observe_disconnect("rest")
+            log.debug("REST client %s went away: %s", client_address, error)
+        else:
+            log.exception("REST connection from %s failed", client_address)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Stops accepting, waits up to `grace_s` for in-flight requests, then closes."""

@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +16,17 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfrec.serving import status, tensors
 
 DEFAULT_SIGNATURE = "serving_default"
+# `tfrec export`'s item index: one price per catalog item (tfrec.exporting.index).
+INDEX_FILE = "assets.extra/tfrec/index.npz"
+
+
+def read_catalog_size(path: Path) -> Optional[int]:
+    """Items in a tfrec export's index, or None for SavedModels without one."""
+    index = path / INDEX_FILE
+    if not index.is_file():
+        return None
+    with np.load(index) as arrays:
+        return int(arrays["prices"].shape[0])
 
 
 def read_signature_defs(path: Path) -> dict:
@@ -49,6 +61,7 @@ class Servable:
         self.version = version
         self.path = Path(path)
         self.signature_defs = read_signature_defs(self.path)
+        self.catalog_size = read_catalog_size(self.path)  # the largest `k` worth asking for
         self._model = tf.saved_model.load(str(self.path), tags=["serve"])
         self._functions = dict(self._model.signatures)
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
@@ -10,13 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional, Union
 
+from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.serving import batching, grpc_server, metrics, model_store, rest_server
+from tfrec.serving import batching, grpc_server, limits, metrics, model_store, rest_server
 from tfrec.serving import service as service_lib
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
+DEFAULT_MAX_MESSAGE_BYTES = limits.RequestLimits.max_request_bytes
+LAYOUT = "<model-base-path>/<model>/<version>/saved_model.pb"  # what the server looks for
 
 
 class RunningServer:
@@ -79,10 +82,12 @@ def start(
     enable_batching: bool = True,
     batching_parameters: Union[None, str, Path, batching.BatchingParameters] = None,
     poll_seconds: float = 1.0,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_message_bytes: Optional[int] = None,
     warmup_iterations: int = 1,
     monitoring_config: Union[None, str, Path, metrics.MonitoringConfig] = None,
     model_config_poll_seconds: float = 0.0,
+    request_limits: Optional[limits.RequestLimits] = None,
+    wait_for_models: bool = False,
 ) -> RunningServer:
     """Loads the models and starts gRPC and REST in this process (port 0 picks a free port).
 
@@ -98,22 +103,36 @@ def start(
         batching_parameters: BatchingParameters, a `batching_parameters.txt` path, or None for
             the one in `model_base_path` when present, else the defaults.
         poll_seconds: float. File-system poll period for new versions; 0 disables polling.
-        max_message_bytes: int. Largest request accepted over either protocol.
+        max_message_bytes: int or None. Largest request accepted over either protocol; None
+            keeps `request_limits.max_request_bytes`.
         warmup_iterations: int. Replays of each warmup record before a version goes live.
         monitoring_config: MonitoringConfig, a `monitoring.config` path, or None for the one in
             `model_base_path` when present, else off. Serves Prometheus metrics on the REST
             port when `prometheus_config.enable` is set.
         model_config_poll_seconds: float. Period of re-reading `models.config` (labels,
             policies, models); 0 reads it at start only. Defaults to 0.
+        request_limits: RequestLimits or None. What one request may ask (rows, history
+            width, string lengths, `k`, bytes, idle connection time); None: the defaults.
+        wait_for_models: bool. Start even when no version folder is found, and wait for
+            exports to appear. Defaults to False: nothing to serve is an error.
 
     Returns:
         RunningServer.
+
+    Raises:
+        ConfigError: when a config is invalid, or nothing is found to serve (unless
+            `wait_for_models`).
     """
     base = Path(model_base_path)
     if model_config_file is None and (base / "models.config").is_file():
         model_config_file = base / "models.config"
-    if max_message_bytes < 1:
-        raise errors.ConfigError(f"`max_message_bytes` must be >= 1, received {max_message_bytes}")
+    request_limits = request_limits or limits.RequestLimits()
+    if max_message_bytes is not None:
+        if max_message_bytes < 1:
+            raise errors.ConfigError(
+                f"`max_message_bytes` must be >= 1, received {max_message_bytes}"
+            )
+        request_limits = dataclasses.replace(request_limits, max_request_bytes=max_message_bytes)
     if model_config_poll_seconds < 0:
         raise errors.ConfigError(
             f"`model_config_poll_seconds` must be >= 0, received {model_config_poll_seconds}"
@@ -144,16 +163,36 @@ def start(
             params = batching.parse_batching_parameters(Path(params).read_text(encoding="utf-8"))
         batcher = batching.Batcher(params or batching.BatchingParameters(), counters)
     store.start()
-    service = service_lib.PredictionService(store, batcher, counters)
-    grpc, bound = grpc_server.build(service, host, grpc_port, max_message_bytes)
+    if not wait_for_models and not store.found_versions():
+        store.stop()
+        raise errors.ConfigError(_nothing_to_serve(base, model_config_file, store))
+    service = service_lib.PredictionService(store, batcher, counters, request_limits)
+    grpc, bound = grpc_server.build(service, host, grpc_port, request_limits)
     try:
-        rest = rest_server.RestServer(service, host, rest_port, max_message_bytes, metrics_path)
+        rest = rest_server.RestServer(service, host, rest_port, request_limits, metrics_path)
     except OSError:
         grpc.stop(0)
         store.stop()
         raise
     rest.start()
     return RunningServer(store, service, grpc, bound, rest, host)
+
+
+def _nothing_to_serve(base: Path, config_file, store) -> str:
+    where = f"`--model-base-path` {str(base.resolve())!r}"
+    if config_file is not None:
+        where += f" with `--model-config-file` {str(config_file)!r}"
+    models = store.model_paths()
+    found = (
+        "models " + ", ".join(f"`{n}` at {str(p)!r}" for n, p in models.items())
+        if models
+        else "no model folder"
+    )
+    return (
+        f"nothing to serve under {where}: expected {LAYOUT} (an integer version folder holding "
+        f"a SavedModel), found {found} without any version; export a model first, or pass "
+        "`--wait-for-models` to start anyway and load exports as they appear"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,13 +227,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="monitoring.config (MonitoringConfig text): Prometheus metrics on the REST port",
     )
     parser.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=DEFAULT_MAX_MESSAGE_BYTES,
-        help="largest request accepted (bytes)",
+        "--wait-for-models",
+        action="store_true",
+        help="start even when nothing is found to serve, and wait for exports",
     )
+    parser.add_argument("--config", help="YAML config; its `serving` section sets the limits")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set serving.max_rows=64 (repeatable)",
+    )
+    defaults = limits.RequestLimits()
+    for flag, field, kind, help_text in [
+        ("--max-message-bytes", "max_request_bytes", int, "largest request accepted (bytes)"),
+        ("--max-rows", "max_rows", int, "most rows (dimension 0) of any input"),
+        ("--max-history", "max_history", int, "longest list (inner dimension) of any input"),
+        ("--max-string-bytes", "max_string_bytes", int, "longest string value of any input"),
+        ("--max-query-chars", "max_query_chars", int, "longest `query_text`"),
+        ("--max-k", "max_k", int, "largest `k` (also at most the catalog size)"),
+        ("--idle-timeout-seconds", "idle_timeout_seconds", float, "close idle REST connections"),
+    ]:
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            dest=f"serving_{field}",
+            help=f"{help_text} (`serving.{field}`, default {getattr(defaults, field)})",
+        )
     parser.add_argument("--warmup-iterations", type=int, default=1)
     parser.add_argument("--grace-seconds", type=float, default=10.0, help="drain time on stop")
+
+
+def limits_from_args(args: argparse.Namespace) -> limits.RequestLimits:
+    """The request limits of `--config`, `--set serving.*=...` and the limit flags (last wins)."""
+    overrides = list(getattr(args, "set", None) or [])
+    for field in dataclasses.fields(limits.RequestLimits):
+        value = getattr(args, f"serving_{field.name}", None)
+        if value is not None:
+            overrides.append(f"serving.{field.name}={value}")
+    cfg = config_lib.load(getattr(args, "config", None), overrides)
+    return limits.RequestLimits(**dataclasses.asdict(cfg.serving))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,10 +284,11 @@ def run(args: argparse.Namespace) -> int:
         enable_batching=args.enable_batching,
         batching_parameters=args.batching_parameters_file,
         poll_seconds=args.file_system_poll_wait_seconds,
-        max_message_bytes=args.max_message_bytes,
         warmup_iterations=args.warmup_iterations,
         monitoring_config=args.monitoring_config_file,
         model_config_poll_seconds=args.model_config_file_poll_wait_seconds,
+        request_limits=limits_from_args(args),
+        wait_for_models=args.wait_for_models,
     )
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -12,7 +12,7 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from tfrec.serving import batching, status, tensors
+from tfrec.serving import batching, limits, status, tensors
 from tfrec.serving import metrics as metrics_lib
 from tfrec.serving.servable import DEFAULT_SIGNATURE
 
@@ -50,12 +50,21 @@ class PredictionService:
         store: ModelStore. The served models.
         batcher: Batcher or None. Merges concurrent Predict calls; None runs each alone.
         metrics: Metrics or None. Where requests and batch sizes are counted; None makes one.
+        request_limits: RequestLimits or None. Checked on every request's values (`k`,
+            history widths, query length); None uses the defaults.
     """
 
-    def __init__(self, store, batcher=None, metrics: Optional[metrics_lib.Metrics] = None):
+    def __init__(
+        self,
+        store,
+        batcher=None,
+        metrics: Optional[metrics_lib.Metrics] = None,
+        request_limits: Optional[limits.RequestLimits] = None,
+    ):
         self.store = store
         self.batcher = batcher
         self.metrics = metrics or metrics_lib.Metrics(store.version_states)
+        self.limits = request_limits or limits.RequestLimits()
 
     def predict(
         self,
@@ -77,6 +86,7 @@ class PredictionService:
             if callable(inputs):
                 inputs = inputs(signature)
             tensors.check_inputs(signature_name, signature, inputs)
+            self.limits.check_values(inputs, servable.catalog_size)
             wanted = tensors.check_output_filter(signature_name, signature, output_filter)
             if self.batcher is not None:
                 outputs = self.batcher.run(servable, signature_name, signature, inputs)

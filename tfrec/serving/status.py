@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from tfrec import errors
 
 # TF Serving's REST layer maps canonical codes to HTTP statuses this way.
@@ -30,17 +32,20 @@ class ServingError(errors.TfrecError):
     Args:
         code: str. Canonical status code name, e.g. `"INVALID_ARGUMENT"` or `"NOT_FOUND"`.
         message: str. What is wrong; names the request field in backticks.
+        http: int or None. An HTTP status for REST-only errors (e.g. 405 for a wrong method);
+            None maps `code` as TF Serving does.
     """
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, http: Optional[int] = None):
         self.code = code
         self.message = message
+        self._http = http
         super().__init__(f"{code}: {message}")
 
     @property
     def http_status(self) -> int:
         """The HTTP status TF Serving's REST API answers for this code."""
-        return HTTP_STATUS.get(self.code, 500)
+        return self._http or HTTP_STATUS.get(self.code, 500)
 
 
 def invalid(message: str) -> ServingError:

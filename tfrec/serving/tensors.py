@@ -98,8 +98,23 @@ def check_output_filter(signature_name: str, signature_def, output_filter) -> li
     return list(dict.fromkeys(output_filter))
 
 
-def from_proto(name: str, proto) -> np.ndarray:
-    """A request TensorProto as a NumPy array; malformed protos are INVALID_ARGUMENT."""
+def from_proto(name: str, proto, request_limits=None) -> np.ndarray:
+    """A request TensorProto as a NumPy array; malformed protos are INVALID_ARGUMENT.
+
+    Args:
+        name: str. The input name, used in messages.
+        proto: TensorProto.
+        request_limits: RequestLimits or None. Checked on the declared dims and string lengths
+            before the array is built: a few bytes can declare a huge shape that
+            `tf.make_ndarray` fills by repeating the last value.
+    """
+    if request_limits is not None:
+        field = f"inputs.{name}"
+        if proto.tensor_shape.unknown_rank:
+            raise status.invalid(f"`{field}`: expected a known shape, received unknown rank")
+        request_limits.check_shape(field, [d.size for d in proto.tensor_shape.dim])
+        for value in proto.string_val:
+            request_limits.check_string_bytes(field, len(value))
     try:
         return tf.make_ndarray(proto)
     except Exception as e:  # noqa: BLE001 (tf raises several types for malformed protos)
