@@ -220,10 +220,30 @@ class Artifact:
         return bool(self.manifest.get("has_ranker"))
 
     def recommender(self):
-        """The two-stage `Recommender` of this model (retrieve, rank, rules, explain)."""
-        from tfrec.ranking import two_stage
+        """The two-stage `Recommender` of this model (retrieve, rank, rules, explain): the
+        ServingModules `tfrec export` saves, with and without the query text, in memory.
 
-        return two_stage.build_recommender(self.config, self.root, self.prepared())
+        Raises:
+            errors.WorkdirError: the artifact holds no ranker.
+        """
+        from tfrec.exporting import index, signatures
+        from tfrec.models import repeat_prior
+        from tfrec.ranking import blend, recommender, training
+        from tfrec.training import trainer
+
+        config, prepared = self.config, self.prepared()
+        towers = trainer.load_trained(config, self.root, prepared)
+        ranker = training.load_ranker(config, self.root, prepared, towers).network
+        catalog = index.from_table(towers.candidate_model, prepared.table)
+        prior = repeat_prior.RepeatPrior.load(self.workdir.repeat_prior)
+        mix = blend.Blend.load(training.blend_path(self.root))
+        modules = [
+            signatures.from_config(
+                config, prepared.spec, towers.query_model, catalog, ranker, prior, mix, text
+            )
+            for text in (False, True)
+        ]
+        return recommender.Recommender(*modules)
 
 
 def load(path: PathLike):

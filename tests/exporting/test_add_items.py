@@ -48,7 +48,9 @@ def test_served_version_picks_up_new_items(run, tmp_path, capsys):
     with server_lib.start(export_dir, grpc_port=0, rest_port=0, poll_seconds=0.2) as server:
         client = Client(server.grpc_target)
         user = run.prepared.spec.users[0]
-        before = client.predict("tfrec", request([user], [[]], k=200), "retrieve")
+        # k is at most the served catalog's size: all items of each version.
+        size = len(run.trained.catalog)
+        before = client.predict("tfrec", request([user], [[]], k=size), "retrieve")
         assert b"new-001" not in before["item_ids"][0].tolist()
         export_run.export(
             run.workdir, export_dir, trained=run.trained, with_text=False, add_items=csv
@@ -61,13 +63,13 @@ def test_served_version_picks_up_new_items(run, tmp_path, capsys):
             time.sleep(0.2)
         else:
             pytest.fail(f"version 2 never became available: {states}")
-        after = client.predict("tfrec", request([user], [[]], k=200), "retrieve", version=2)
+        after = client.predict("tfrec", request([user], [[]], k=size + 1), "retrieve", version=2)
         ids = after["item_ids"][0].tolist()
         assert b"new-001" in ids and len(ids) == len(run.trained.catalog) + 1
         # Its row is in the in-graph lookup: excluding it as a recent item removes it.
         gone = client.predict(
             "tfrec",
-            request([user], [[("new-001", "view")]], k=200, exclude_recent=True),
+            request([user], [[("new-001", "view")]], k=size + 1, exclude_recent=True),
             "retrieve",
             version=2,
         )

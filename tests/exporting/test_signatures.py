@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.exporting.conftest import request
+from tests.exporting.conftest import assert_same_answer, request
 from tfrec import errors, features
 from tfrec.exporting import signatures
 from tfrec.pipelines import export as export_run
+from tfrec.ranking import explain, rules
 from tfrec.ranking import recommender as recommender_lib
 
 
@@ -46,10 +47,12 @@ def _keras_scores(run, user, events, hour=12, day=2):
     return catalog.vectors @ query + run.trained.prior.weights(history, len(catalog.item_ids))[0]
 
 
+TYPES = ["view", "cart", "purchase"]
+
+
 def _events(run, n, offset=0):
     items = run.trained.catalog.item_ids
-    types = ["view", "cart", "purchase"]
-    return [(items[offset + i], types[i % 3]) for i in range(n)]
+    return [(items[offset + i], TYPES[i % 3]) for i in range(n)]
 
 
 def test_retrieve_matches_keras_top_k_with_ragged_histories(run, served):
@@ -125,38 +128,94 @@ def test_rank_matches_the_ranking_network(run, served):
         assert out[f"{head}_scores"].shape == (1, 5)
 
 
-def _python_recommender(run, max_per_category=None) -> recommender_lib.Recommender:
-    """The in-process two-stage pipeline over the export's catalog, blend and rules."""
+def _reference(run, user, events, k, max_per_category=None, exclude=()) -> list:
+    """The two-stage pipeline in NumPy, from the Keras towers and ranker: the retrieval top N
+    by `_keras_scores`, the network's combined head score, `Blend.combine` over the eligible
+    candidates, `rules.apply_rules` and `explain.Explainer`."""
     catalog, config = run.trained.catalog, run.config
-
-    def retrieve_fn(user_id, item_ids, event_types, query_text, n, now=None):
-        scores = _keras_scores(run, user_id, list(zip(item_ids, event_types, strict=True)))
-        order = np.argsort(-scores, kind="stable")[:n]
-        return catalog.item_ids[order], scores[order]
-
-    return recommender_lib.Recommender(
-        retrieve_fn,
-        run.ranker,
-        catalog.item_ids,
-        catalog.categories,
-        catalog.vectors,
-        retrieve_n=config.recommend.retrieve_n,
-        exclude_event_types=config.recommend.exclude_event_types,
-        max_per_category=max_per_category,
-        item_prices=catalog.prices,
-        blend=run.trained.blend,
-    )
-
-
-def test_recommend_matches_in_process_recommender(run, served):
     spec = run.prepared.spec
-    rec = _python_recommender(run)
-    # 2024-01-03 is a Wednesday (day 2); 12:00 UTC.
-    now = datetime.datetime(2024, 1, 3, 12, tzinfo=datetime.UTC)
-    for user, events in [(spec.users[0], _events(run, 4, 3)), ("nobody", [])]:
-        expected = [r["item_id"] for r in rec.recommend(user, events, k=6, now=now)]
-        out = _call(served["recommend"], request([user], [events], k=6))
-        assert [i.decode() for i in out["item_ids"][0]] == expected
+    scores = _keras_scores(run, user, events)
+    top = np.argsort(-scores, kind="stable")[: config.recommend.retrieve_n]
+    ids, retrieval = catalog.item_ids[top], scores[top]
+    n, seen = len(top), events[: spec.max_history]
+    pad = spec.max_history - len(seen)
+    batch = {
+        features.USER_ID: tf.constant([user] * n),
+        features.ITEM_ID: tf.constant(list(ids)),
+        features.HOUR_OF_DAY: tf.fill([n], 12),
+        features.DAY_OF_WEEK: tf.fill([n], 2),
+        features.HISTORY_ITEM_IDS: tf.constant([[i for i, _ in seen] + [""] * pad] * n),
+        features.HISTORY_EVENT_TYPES: tf.constant([[e for _, e in seen] + [""] * pad] * n),
+        features.ITEM_CATEGORY: tf.constant(list(catalog.categories[top])),
+        features.ITEM_PRICE: tf.constant(catalog.prices[top]),
+        features.RETRIEVAL_SCORE: tf.constant(retrieval, tf.float32),
+    }
+    weights = {h: float(config.ranking.loss_weights.get(h, 1.0)) for h in run.ranker.heads}
+    ranker = recommender_lib.combined_score(run.ranker.network(batch), weights)
+    banned = rules.excluded_items(events, config.recommend.exclude_event_types) | set(exclude)
+    eligible = np.array([i not in banned for i in ids])
+    final = run.trained.blend.combine(retrieval[None], ranker[None], eligible[None])[0]
+    keep = rules.apply_rules(
+        ids,
+        final,
+        catalog.categories[top],
+        k,
+        recent_events=events,
+        exclude_event_types=config.recommend.exclude_event_types,
+        unavailable=exclude,
+        max_per_category=max_per_category,
+    )
+    explainer = explain.Explainer(catalog.item_ids, catalog.vectors)
+    reasons = explainer.explain_many(list(ids[keep]), events)
+    return [
+        {
+            "item_id": ids[p],
+            "score": final[p],
+            "ranker_score": ranker[p],
+            "retrieval_score": retrieval[p],
+            "explanation": [dataclasses.asdict(r) for r in why],
+        }
+        for p, why in zip(keep, reasons, strict=True)
+    ]
+
+
+def _recommender(run, max_per_category=None) -> recommender_lib.Recommender:
+    trained = run.trained
+    if max_per_category is not None:
+        config = trained.config
+        capped = dataclasses.replace(config.recommend, max_per_category=max_per_category)
+        trained = dataclasses.replace(trained, config=dataclasses.replace(config, recommend=capped))
+    return recommender_lib.Recommender(export_run.serving_module(trained, trained.catalog))
+
+
+# 2024-01-03 is a Wednesday (day 2); 12:00 UTC, as `request`'s default.
+NOW = datetime.datetime(2024, 1, 3, 12, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize("max_per_category", [None, 1])
+def test_recommend_matches_the_numpy_pipeline(run, served, max_per_category):
+    spec, items = run.prepared.spec, run.trained.catalog.item_ids
+    rec = _recommender(run, max_per_category)
+    rng = np.random.default_rng(0)
+    cases = [(spec.users[0], _events(run, 4, 3), ()), ("nobody", [], ())]
+    for _ in range(6):
+        events = [
+            (str(rng.choice(list(items[:40]) + ["no-such-item"])), str(rng.choice(TYPES)))
+            for _ in range(int(rng.integers(0, 9)))
+        ]
+        exclude = tuple(rng.choice(items[:40], size=int(rng.integers(0, 4)), replace=False))
+        cases.append((str(rng.choice(list(spec.users) + ["stranger"])), events, exclude))
+    cited = 0
+    for user, events, exclude in cases:
+        expected = _reference(run, user, events, 6, max_per_category, exclude)
+        got = rec.recommend(user, events, k=6, exclude=exclude, now=NOW)
+        assert_same_answer(got, expected)
+        assert not {r["item_id"] for r in got} & set(exclude)
+        cited += sum(len(r["explanation"]) for r in got)
+        if max_per_category is None and not exclude:
+            out = _call(served["recommend"], request([user], [events], k=6))
+            assert [i.decode() for i in out["item_ids"][0] if i] == [r["item_id"] for r in got]
+    assert cited, "no explanation was exercised"
 
 
 def test_recommend_never_reshows_purchases_and_reacts_to_new_events(run, served):
@@ -211,21 +270,14 @@ def test_empty_batch(served):
     assert out["item_ids"].shape == (0, 0)
 
 
-def test_recommend_caps_items_per_category_like_the_recommender(run):
+def test_recommend_caps_items_per_category(run):
     spec, catalog, trained = run.prepared.spec, run.trained.catalog, run.trained
-    config = trained.config
-    capped = dataclasses.replace(config.recommend, max_per_category=1)
-    capped = dataclasses.replace(trained, config=dataclasses.replace(config, recommend=capped))
-    module = export_run.serving_module(capped, catalog)
-    rec = _python_recommender(run, max_per_category=1)
-    now = datetime.datetime(2024, 1, 3, 12, tzinfo=datetime.UTC)
+    rec = _recommender(run, max_per_category=1)
     user, events = spec.users[0], _events(run, 4, 3)
-    out = _call(module.recommend, request([user], [events], k=6))
-    ids = [i.decode() for i in out["item_ids"][0] if i]
+    ids = [r["item_id"] for r in rec.recommend(user, events, k=6, now=NOW)]
     category = dict(zip(catalog.item_ids, catalog.categories, strict=True))
     shown = [category[i] for i in ids if category[i]]
     assert len(shown) == len(set(shown)) >= 2  # categories exist, and none repeats
-    assert ids == [r["item_id"] for r in rec.recommend(user, events, k=6, now=now)]
     with pytest.raises(errors.ConfigError, match="`recommend.max_per_category` must be"):
         signatures.ServingModule(
             trained.query_model, catalog, spec.max_history, 4, max_per_category=0

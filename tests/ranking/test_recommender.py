@@ -1,140 +1,132 @@
-"""Tests of the two-stage Recommender with a stub retrieval stage and a tiny ranker."""
-
-import datetime
+"""The Python Recommender over a hand-made tiny index: answers, explanations, rules, errors."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tfrec  # noqa: F401
 from tests.ranking import conftest
 from tfrec import features
-from tfrec.ranking import blend, model, recommender
+from tfrec.exporting import index as index_lib
+from tfrec.exporting import signatures
+from tfrec.ranking import explain, recommender
 
 CATEGORIES = ["shoes", "shoes", "hats", "shoes"]  # of conftest.ITEMS a, b, c, d
+QUERY_LENGTH = 4
 
 
-class StubRetrieval:
-    """Returns a fixed candidate list and records each call."""
+def _query_model(vector=(1.0, 0.5)) -> tf.keras.Model:
+    """A query tower that ignores the request: every query is `vector`.
 
-    def __init__(self, ids, scores):
-        self.ids, self.scores, self.calls = ids, scores, []
-
-    def __call__(self, user_id, recent_item_ids, recent_event_types, query_text, n, now):
-        self.calls.append((user_id, recent_item_ids, recent_event_types, query_text, n, now))
-        return self.ids[:n], self.scores[:n]
+    Retrieval scores against conftest.VECTORS: a 1, b 1, c 0.5, d -1.
+    """
+    shapes = {
+        features.USER_ID: ([], tf.string),
+        features.HISTORY_ITEM_IDS: ([conftest.MAX_HISTORY], tf.string),
+        features.HISTORY_EVENT_TYPES: ([conftest.MAX_HISTORY], tf.string),
+        features.HOUR_OF_DAY: ([], tf.int32),
+        features.DAY_OF_WEEK: ([], tf.int32),
+        features.QUERY_TOKEN_IDS: ([QUERY_LENGTH], tf.int32),
+    }
+    inputs = {n: tf.keras.Input(s, dtype=d, name=n) for n, (s, d) in shapes.items()}
+    hour = tf.keras.layers.Lambda(lambda h: tf.cast(h, tf.float32)[:, None])(
+        inputs[features.HOUR_OF_DAY]
+    )
+    out = tf.keras.layers.Lambda(lambda h: h * 0.0 + tf.constant([vector]))(hour)
+    return tf.keras.Model(inputs, out)
 
 
 @pytest.fixture(scope="module")
-def ranker():
-    net = conftest.make_network()
-    return model.RankingModel(net, {h: model.make_task(h) for h in conftest.HEADS})
-
-
-def _recommender(ranker, retrieve, **kwargs):
-    return recommender.Recommender(
-        retrieve, ranker, conftest.ITEMS, CATEGORIES, conftest.VECTORS, **kwargs
+def parts():
+    index = index_lib.ItemIndex(
+        conftest.ITEMS, conftest.VECTORS, ["A", "B", "C", "D"], CATEGORIES, np.zeros(4)
     )
+    return _query_model(), index, conftest.make_network()
 
 
-def test_scores_are_weighted_head_probabilities_and_sorted(ranker):
-    retrieve = StubRetrieval(["a", "b", "c", "d", "new"], [5.0, 4.0, 3.0, 2.0, 1.0])
-    rec = _recommender(
-        ranker,
-        retrieve,
-        retrieve_n=50,
-        exclude_event_types=(),
-        head_weights={"view": 0.0, "cart": 1.0, "purchase": 3.0},
+def _recommender(parts, **kwargs) -> recommender.Recommender:
+    query_model, index, ranker = parts
+    module = signatures.ServingModule(
+        query_model, index, conftest.MAX_HISTORY, QUERY_LENGTH, ranker=ranker, **kwargs
     )
-    events = [("c", "view"), ("a", "cart"), ("b", "view"), ("d", "view")]
-    now = datetime.datetime(2024, 1, 1, 13, tzinfo=datetime.UTC)  # a Monday
-    out = rec.recommend("u1", events, k=10, query_text="red hat", now=now)
-    expected_call = (
-        "u1",
-        ["c", "a", "b"],
-        ["view", "cart", "view"],
-        "red hat",
-        50,
-        now.timestamp(),
-    )
-    assert retrieve.calls == [expected_call]
-    assert sorted(r["item_id"] for r in out) == ["a", "b", "c", "d", "new"]
+    return recommender.Recommender(module)
+
+
+EVENTS = [("b", "purchase"), ("a", "view"), ("zz", "cart"), ("c", "view"), ("a", "cart")]
+
+
+def test_answer_format_and_explanations_by_hand(parts):
+    rec = _recommender(parts)
+    out = rec.recommend("u1", EVENTS, k=3, now=0)
+    # b was purchased: a, c, d remain.
+    assert sorted(r["item_id"] for r in out) == ["a", "c", "d"]
+    assert list(out[0]) == ["item_id", "score", "ranker_score", "retrieval_score", "explanation"]
     assert [r["score"] for r in out] == sorted((r["score"] for r in out), reverse=True)
-    # Recompute one candidate's score straight from the network.
-    row = {
-        features.USER_ID: np.array(["u1"], object),
-        features.ITEM_ID: np.array(["new"], object),
-        features.HOUR_OF_DAY: np.array([13], np.int32),
-        features.DAY_OF_WEEK: np.array([0], np.int32),
-        features.HISTORY_ITEM_IDS: np.array([["c", "a", "b"]], object),
-        features.HISTORY_EVENT_TYPES: np.array([["view", "cart", "view"]], object),
-        features.ITEM_CATEGORY: np.array([""], object),
-        features.ITEM_PRICE: np.array([0.0], np.float32),
-        features.RETRIEVAL_SCORE: np.array([1.0], np.float32),  # what retrieval said of "new"
-    }
-    logits = {h: float(v.numpy()[0, 0]) for h, v in ranker.network(row).items()}
-    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
-    expected = sigmoid(logits["cart"]) + 3 * sigmoid(logits["purchase"])
-    new = next(r for r in out if r["item_id"] == "new")
-    assert new["ranker_score"] == pytest.approx(expected, rel=1e-5)
-    assert new["retrieval_score"] == 1.0
-    # The default blend ranks by the ranker alone: the final order is the ranker's.
-    assert [r["ranker_score"] for r in out] == sorted(
-        (r["ranker_score"] for r in out), reverse=True
-    )
-
-
-def test_blend_weighs_ranker_against_retrieval(ranker):
-    ids, retrieval = ["a", "b", "c", "d", "new"], [5.0, 4.0, 3.0, 2.0, 1.0]
-    events = [("c", "view")]
-    only_retrieval = _recommender(
-        ranker, StubRetrieval(ids, retrieval), exclude_event_types=(), blend=blend.Blend(0.0)
-    )
-    out = only_retrieval.recommend("u1", events, k=5)
-    assert [r["item_id"] for r in out] == ids
-    half = _recommender(
-        ranker, StubRetrieval(ids, retrieval), exclude_event_types=(), blend=blend.Blend(0.5)
-    )
-    out = half.recommend("u1", events, k=5)
     by_id = {r["item_id"]: r for r in out}
-    rank = np.array([by_id[i]["ranker_score"] for i in ids])
-    z = lambda x: (x - x.mean()) / (x.std() + 1e-6)  # noqa: E731
-    expected = 0.5 * z(np.array(retrieval)) + 0.5 * z(rank)
-    np.testing.assert_allclose([by_id[i]["score"] for i in ids], expected, rtol=1e-5)
+    assert [by_id[i]["retrieval_score"] for i in "acd"] == [1.0, 0.5, -1.0]
+    # Weights dot(item, event item) * 0.9 ** position. For a: b (0) 1, a (1) 0.9,
+    # a (4) 0.9 ** 4; zz unknown, c orthogonal. For c: c (3) 0.9 ** 3. d opposes a and b.
+    assert by_id["a"]["explanation"] == [
+        {"item_id": "b", "event_type": "purchase", "position": 0, "weight": 1.0},
+        {"item_id": "a", "event_type": "view", "position": 1, "weight": pytest.approx(0.9)},
+        {"item_id": "a", "event_type": "cart", "position": 4, "weight": pytest.approx(0.6561)},
+    ]
+    assert by_id["c"]["explanation"] == [
+        {"item_id": "c", "event_type": "view", "position": 3, "weight": pytest.approx(0.729)}
+    ]
+    assert by_id["d"]["explanation"] == []
 
 
-def test_rules_and_explanations_in_the_response(ranker):
-    retrieve = StubRetrieval(["a", "b", "c", "d"], [4.0, 3.0, 2.0, 1.0])
-    rec = _recommender(ranker, retrieve, max_per_category=1)
-    events = [("b", "purchase"), ("a", "view"), ("zz", "cart")]
-    out = rec.recommend("u2", events, k=3, exclude=["c"])
-    ids = [r["item_id"] for r in out]
-    # b purchased, c unavailable; a and d share "shoes" with a cap of 1.
-    assert len(ids) == 1 and ids[0] in {"a", "d"}
-    for r in out:
-        for reason in r["explanation"]:
-            assert events[reason["position"]] == (reason["item_id"], reason["event_type"])
-    # Vectors: a = b = [1, 0], d = [-1, 0]. For a: b (pos 0) 1.0, a (pos 1) 0.9; d has none.
-    expected = {
-        "a": [
-            {"item_id": "b", "event_type": "purchase", "position": 0, "weight": 1.0},
-            {"item_id": "a", "event_type": "view", "position": 1, "weight": 0.9},
-        ],
-        "d": [],
-    }[ids[0]]
-    assert out[0]["explanation"] == [dict(e, weight=pytest.approx(e["weight"])) for e in expected]
+@pytest.mark.parametrize(
+    "decay, type_weights", [(0.9, None), (0.5, {"view": 2.0}), (1.0, {"cart": 3.0, "view": 0.0})]
+)
+def test_explanations_equal_the_explainer(parts, decay, type_weights):
+    rec = _recommender(
+        parts, exclude_event_types=(), recency_decay=decay, event_type_weights=type_weights
+    )
+    explainer = explain.Explainer(
+        conftest.ITEMS, conftest.VECTORS, recency_decay=decay, event_type_weights=type_weights
+    )
+    out = rec.recommend("u2", EVENTS, k=4)
+    expected = explainer.explain_many([r["item_id"] for r in out], EVENTS)
+    assert len(out) == 4
+    for got, reasons in zip(out, expected, strict=True):
+        assert [e["position"] for e in got["explanation"]] == [r.position for r in reasons]
+        np.testing.assert_allclose(
+            [e["weight"] for e in got["explanation"]], [r.weight for r in reasons], rtol=1e-6
+        )
 
 
-def test_empty_retrieval_and_request_validation(ranker):
-    rec = _recommender(ranker, StubRetrieval([], []))
-    assert rec.recommend("u1", [], k=5) == []
+def test_unavailable_items_are_dropped_before_the_category_cap(parts):
+    rec = _recommender(parts, max_per_category=1)
+    first = [r["item_id"] for r in rec.recommend("u1", [], k=4)]
+    shoes = [i for i in first if CATEGORIES[conftest.ITEMS.index(i)] == "shoes"]
+    assert sorted(first) == sorted(shoes + ["c"]) and len(shoes) == 1  # one shoe, one hat
+    again = [r["item_id"] for r in rec.recommend("u1", [], k=4, exclude=[shoes[0], "zz"])]
+    # The unavailable shoe takes no slot of the cap: another shoe is shown instead.
+    assert shoes[0] not in again and len(again) == 2 and "c" in again
+    assert again == [r["item_id"] for r in rec.recommend("u1", [], k=4, exclude=(shoes[0],))]
+
+
+def test_request_validation(parts):
+    rec = _recommender(parts)
     with pytest.raises(ValueError, match="`k` must be a positive int, received 0"):
         rec.recommend("u1", [], k=0)
     with pytest.raises(
         ValueError, match=r"`recent_events\[0\]` must be an \(item_id, event_type\)"
     ):
         rec.recommend("u1", ["a"], k=1)
-    with pytest.raises(ValueError, match="`head_weights` keys must be heads"):
-        _recommender(ranker, StubRetrieval([], []), head_weights={"click": 1.0})
-    bad = _recommender(ranker, StubRetrieval(["a", "b"], [1.0]))
-    with pytest.raises(ValueError, match="received 2 ids and 1 scores"):
-        bad.recommend("u1", [], k=1)
+    with pytest.raises(ValueError, match="`user_id` must be a str, received 3"):
+        rec.recommend(3, [], k=1)
+    with pytest.raises(ValueError, match="`exclude` must be a list of item ids"):
+        rec.recommend("u1", [], k=1, exclude="a")
+    with pytest.raises(ValueError, match="`now` must be unix seconds, a datetime or None"):
+        rec.recommend("u1", [], k=1, now="noon")
+    with pytest.raises(ValueError, match="`query_text` needs a Recommender built with a"):
+        rec.recommend("u1", [], k=1, query_text="red shoes")
+    query_model, index, _ = parts
+    retrieval_only = signatures.ServingModule(query_model, index, conftest.MAX_HISTORY, 4)
+    with pytest.raises(ValueError, match="`module` must be a ServingModule with a ranker"):
+        recommender.Recommender(retrieval_only)
+    with pytest.raises(ValueError, match="`text_module` must be a ServingModule with a"):
+        recommender.Recommender(rec.module, rec.module)

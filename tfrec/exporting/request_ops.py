@@ -57,6 +57,26 @@ def is_member(candidates: tf.Tensor, rows: tf.Tensor, mask: tf.Tensor) -> tf.Ten
     return tf.reduce_any(tf.logical_and(same, valid), axis=-1)
 
 
+def top_slots(scores: tf.Tensor, k: tf.Tensor) -> tuple:
+    """Each row's top min(k[b], n) columns of [batch, n] scores, in one width for the batch.
+
+    Args:
+        scores: float32 [batch, n]. EXCLUDED_SCORE marks columns that must not be shown.
+        k: int32 [batch]. Slots each row asks for (>= 1).
+
+    Returns:
+        (scores, columns, shown), each [batch, w] with w = min(max(k), n): the slot's score
+        (EXCLUDED_SCORE past the row's own k), its column in `scores`, and whether it holds
+        an item to show (within k and not excluded).
+    """
+    # An empty batch has no max: width 0.
+    width = tf.minimum(tf.maximum(tf.reduce_max(k), 0), tf.shape(scores)[1])
+    best, columns = tf.math.top_k(scores, k=width)
+    wanted = tf.range(width)[None, :] < k[:, None]
+    shown = tf.logical_and(wanted, best > EXCLUDED_SCORE)
+    return tf.where(wanted, best, EXCLUDED_SCORE), columns, shown
+
+
 def top_k(scores: tf.Tensor, k: tf.Tensor, item_ids: tf.Tensor, titles: tf.Tensor, rows=None):
     """Each row's top min(k[b], n) of [batch, n] scores: (item_ids, titles, scores).
 
@@ -70,16 +90,62 @@ def top_k(scores: tf.Tensor, k: tf.Tensor, item_ids: tf.Tensor, titles: tf.Tenso
         titles: string [num_items]. The index's titles.
         rows: int [batch, n] or None. Index rows of the n columns; None: column i is row i.
     """
-    # An empty batch has no max: width 0.
-    width = tf.minimum(tf.maximum(tf.reduce_max(k), 0), tf.shape(scores)[1])
-    best, position = tf.math.top_k(scores, k=width)
+    best, position, valid = top_slots(scores, k)
     if rows is not None:
         position = tf.gather(rows, position, batch_dims=1)
-    wanted = tf.range(width)[None, :] < k[:, None]
-    valid = tf.logical_and(wanted, best > EXCLUDED_SCORE)
     ids = tf.where(valid, tf.gather(item_ids, position), "")
     names = tf.where(valid, tf.gather(titles, position), "")
-    return ids, names, tf.where(wanted, best, EXCLUDED_SCORE)
+    return ids, names, best
+
+
+def explain(
+    target_rows: tf.Tensor,
+    event_rows: tf.Tensor,
+    event_types: tf.Tensor,
+    vectors: tf.Tensor,
+    top: int = 3,
+    recency_decay: float = 0.9,
+    event_type_weights=None,
+) -> tuple:
+    """The recent events that best explain each shown item: the graph form of
+    `tfrec.ranking.explain.Explainer`.
+
+    Event j of a row weighs dot(vector of the item, vector of event j's item) times
+    `recency_decay ** j` times its type's weight (missing types weigh 1); only positive
+    weights are cited, best first (ties: the more recent event), at most `top`.
+
+    Args:
+        target_rows: int [batch, w]. Index rows of the shown items (-1: nothing shown).
+        event_rows: int [batch, L]. Index rows of the recent events' items, most recent
+            first (-1: unknown item or padding, which explain nothing).
+        event_types: string [batch, L]. The recent events' types.
+        vectors: float32 [num_items, dim]. The index's item vectors.
+        top: int >= 1. Events cited per item at most. Defaults to 3.
+        recency_decay: float in (0, 1]. Defaults to 0.9.
+        event_type_weights: dict event type -> float or None.
+
+    Returns:
+        (positions, weights), each [batch, w, top]: the cited events' positions in the
+        recent events (-1 where fewer were cited) and their weights (0 there).
+    """
+
+    def vectors_of(rows):
+        found = tf.gather(vectors, tf.maximum(rows, 0))
+        return tf.where((rows >= 0)[..., None], found, tf.zeros_like(found))
+
+    length = tf.shape(event_rows)[1]
+    recency = tf.pow(tf.constant(recency_decay, tf.float32), tf.cast(tf.range(length), tf.float32))
+    prior = tf.broadcast_to(recency[None, :], tf.shape(event_rows))
+    for event_type, weight in sorted(dict(event_type_weights or {}).items()):
+        prior = tf.where(tf.equal(event_types, event_type), prior * float(weight), prior)
+    similarity = tf.einsum("bwd,bld->bwl", vectors_of(target_rows), vectors_of(event_rows))
+    weights = similarity * prior[:, None, :]
+    # At least `top` columns, so rows with fewer events still have a top `top` (zeros: none).
+    shape = tf.shape(weights)
+    weights = tf.concat([weights, tf.zeros([shape[0], shape[1], top], weights.dtype)], axis=2)
+    best, positions = tf.math.top_k(weights, k=top)
+    cited = best > 0
+    return tf.where(cited, positions, -1), tf.where(cited, best, 0.0)
 
 
 def lookup_or(values: tf.Tensor, rows: tf.Tensor, default) -> tf.Tensor:

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrec import config as config_lib
 from tfrec import errors, features
 from tfrec.exporting import index as index_lib
 from tfrec.exporting import request_ops as ops
@@ -51,9 +52,20 @@ class ServingModule(tf.Module):
             items not in the index).
         recommend(same inputs as retrieve) -> as retrieve: top `retrieve_n` retrieved, ranked,
             scored by `blend` of their retrieval and ranker scores (the returned scores), recent
-            items of `exclude_event_types` (all recent items with `exclude_recent`)
-            dropped, at most `max_per_category` per category, top k. Slots with nothing left to show hold item_id "" and the lowest
-            float32 score.
+            items of `exclude_event_types` (all recent items with `exclude_recent`) dropped, at
+            most `max_per_category` per category, top k. Also `ranker_scores` and
+            `retrieval_scores` [b, w] of the returned items, and their explanations
+            `explanation_item_ids`, `explanation_event_types` [b, w, explain_top] str,
+            `explanation_positions` [b, w, explain_top] int32 (in the row's recent events) and
+            `explanation_weights` [b, w, explain_top] float32: the recent events most similar
+            to the item (see `request_ops.explain`), best first; "", -1 and 0 where fewer
+            events explain it. Slots with nothing left to show hold item_id "" and the lowest
+            float32 in every score output.
+
+    `recommend_excluding` (in memory only, never a signature: TF Serving requires every
+    signature input in every request, so a new input would break existing clients) is
+    `recommend` with one more input, `exclude_item_ids` [b, any] str ("" = padding): items
+    that must not be shown (e.g. out of stock), dropped before the category cap.
 
     Args:
         query_model: tf.keras.Model. The query tower (features.QUERY_FEATURES -> [b, dim]).
@@ -75,6 +87,11 @@ class ServingModule(tf.Module):
             of the candidates, as in tfrec.ranking.Recommender. Defaults to the ranker alone.
         max_per_category: int or None. `recommend` shows at most this many items of one
             category (unknown "" is never capped). Defaults to None (no cap).
+        explain_top: int. Recent events cited per recommended item at most. Defaults to 3.
+        recency_decay: float in (0, 1]. Explanation weight factor per step back in the recent
+            events. Defaults to 0.9.
+        event_type_weights: dict event type -> float or None. Explanation weight per recent
+            event type; missing types weigh 1. Defaults to None.
     """
 
     def __init__(
@@ -91,6 +108,9 @@ class ServingModule(tf.Module):
         prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior(),
         blend: blend_lib.Blend = blend_lib.Blend(),
         max_per_category: Optional[int] = None,
+        explain_top: int = 3,
+        recency_decay: float = 0.9,
+        event_type_weights: Optional[Mapping[str, float]] = None,
     ):
         super().__init__(name="tfrec_serving")
         if isinstance(retrieve_n, bool) or not isinstance(retrieve_n, int) or retrieve_n < 1:
@@ -120,6 +140,19 @@ class ServingModule(tf.Module):
                 f"received {max_per_category!r}"
             )
         self.max_per_category = max_per_category
+        if isinstance(explain_top, bool) or not isinstance(explain_top, int) or explain_top < 1:
+            raise errors.ConfigError(
+                f"`explain_top` must be a positive int, received {explain_top!r}"
+            )
+        if not 0.0 < recency_decay <= 1.0:
+            raise errors.ConfigError(
+                f"`recency_decay` must be in (0, 1], received {recency_decay!r}"
+            )
+        self.explain_top = explain_top
+        self.recency_decay = float(recency_decay)
+        self.event_type_weights = {
+            str(t): float(w) for t, w in dict(event_type_weights or {}).items()
+        }
         self.heads = tuple(sorted(ranker.output)) if ranker is not None else ()
         weights = dict(head_weights or {})
         unknown = sorted(set(weights) - set(self.heads))
@@ -252,10 +285,10 @@ class ServingModule(tf.Module):
             # The ranker reads the score before exclusion (excluded candidates are dropped).
             candidate_scores = tf.gather(first_stage, candidate_rows, batch_dims=1)
             ranked = self._rank(request, candidates, candidate_scores)["scores"]
+            # Event types aligned with the recent items, whatever width each was sent with.
             types = request["history_event_types"]
-            types = tf.concat([types, tf.fill(tf.shape(history_rows), "")], axis=1)[
-                :, : tf.shape(history_rows)[1]
-            ]
+            types = tf.concat([types, tf.fill(tf.shape(history_rows), "")], axis=1)
+            types = types[:, : tf.shape(history_rows)[1]]
             excluded_type = tf.reduce_any(
                 tf.equal(types[:, :, None], tf.constant(self.exclude_event_types or ("",))[None]),
                 axis=-1,
@@ -267,16 +300,52 @@ class ServingModule(tf.Module):
                 history_rows,
                 tf.logical_or(excluded_type, request["exclude_recent"][:, None]),
             )
+            if "exclude_item_ids" in request:
+                unavailable = self.row_of.lookup(request["exclude_item_ids"])
+                drop = tf.logical_or(
+                    drop,
+                    ops.is_member(candidate_rows, unavailable, tf.ones_like(unavailable, tf.bool)),
+                )
             drop = tf.logical_or(drop, retrieved <= ops.EXCLUDED_SCORE)
             final = self.blend.tf_combine(candidate_scores, ranked, tf.logical_not(drop))
             final = tf.where(drop, ops.EXCLUDED_SCORE, final)
             if self.max_per_category is not None:
                 categories = ops.lookup_or(self.categories, candidate_rows, "")
                 final = ops.cap_per_category(final, categories, self.max_per_category)
-            ids, titles, best = ops.top_k(
-                final, request["k"], self.item_ids, self.titles, rows=candidate_rows
+            best, columns, shown = ops.top_slots(final, request["k"])
+            rows = tf.where(shown, tf.gather(candidate_rows, columns, batch_dims=1), -1)
+
+            def slots(values, empty):
+                return tf.where(shown, tf.gather(values, columns, batch_dims=1), empty)
+
+            positions, weights = ops.explain(
+                rows,
+                history_rows,
+                types,
+                self.vectors,
+                self.explain_top,
+                self.recency_decay,
+                self.event_type_weights,
             )
-        return {"item_ids": ids, "titles": titles, "scores": best}
+
+            def cited(values):
+                # Uncited slots read one "" column appended at the end (also without events).
+                length = tf.shape(values)[1]
+                values = tf.concat([values, tf.fill([tf.shape(values)[0], 1], "")], axis=1)
+                index = tf.where(positions >= 0, positions, length)
+                return tf.gather(values, index, batch_dims=1)
+
+            return {
+                "item_ids": ops.lookup_or(self.item_ids, rows, ""),
+                "titles": ops.lookup_or(self.titles, rows, ""),
+                "scores": best,
+                "ranker_scores": slots(ranked, ops.EXCLUDED_SCORE),
+                "retrieval_scores": slots(candidate_scores, ops.EXCLUDED_SCORE),
+                "explanation_item_ids": cited(request["history_item_ids"]),
+                "explanation_event_types": cited(types),
+                "explanation_positions": tf.cast(positions, tf.int32),
+                "explanation_weights": weights,
+            }
 
     # -- signatures ----------------------------------------------------------------------------
 
@@ -314,6 +383,21 @@ class ServingModule(tf.Module):
 
             return serve
 
+        def recommend_excluding(
+            user_id,
+            history_item_ids,
+            history_event_types,
+            hour_of_day,
+            day_of_week,
+            k,
+            exclude_recent,
+            exclude_item_ids,
+            query_text=None,
+        ):
+            r = request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week)
+            r.update(k=k, exclude_recent=exclude_recent, exclude_item_ids=exclude_item_ids)
+            return self._recommend(r, query_text)
+
         query_specs = [_INT_ROWS, _BOOL_ROWS] + ([_STRING_ROWS] if text else [])
 
         def rank(
@@ -329,11 +413,26 @@ class ServingModule(tf.Module):
         self.retrieve = tf.function(
             query_signature(self._retrieve), input_signature=base + query_specs
         )
+        self._excluding = tracking.Untracked(None)
         if self.ranker is not None:
             self.rank = tf.function(rank, input_signature=base + [_STRING_MATRIX])
             self.recommend = tf.function(
                 query_signature(self._recommend), input_signature=base + query_specs
             )
+            specs = base + [_INT_ROWS, _BOOL_ROWS, _STRING_MATRIX] + query_specs[2:]
+            # Held untracked: a SavedModel holds the signatures only.
+            self._excluding = tracking.Untracked(
+                tf.function(recommend_excluding, input_signature=specs)
+            )
+
+    def recommend_excluding(self, **inputs) -> dict:
+        """`recommend` with one more input, `exclude_item_ids` [b, any] str: items not to show.
+
+        A method, not a tf.function attribute, so a SavedModel of this module leaves it out.
+        """
+        if self._excluding.value is None:
+            raise errors.ConfigError("`recommend_excluding` needs a `ranker`, received None")
+        return self._excluding.value(**inputs)
 
     def signatures(self) -> dict:
         """Signature name -> concrete function; `serving_default` is the full pipeline."""
@@ -343,3 +442,43 @@ class ServingModule(tf.Module):
             found[RECOMMEND] = self.recommend.get_concrete_function()
         found["serving_default"] = found.get(RECOMMEND, found[RETRIEVE])
         return found
+
+
+def from_config(
+    config: config_lib.Config,
+    spec: features.FeatureSpec,
+    query_model: tf.keras.Model,
+    index: index_lib.ItemIndex,
+    ranker: Optional[tf.keras.Model] = None,
+    prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior(),
+    blend: blend_lib.Blend = blend_lib.Blend(),
+    with_text: bool = False,
+) -> ServingModule:
+    """The ServingModule of a trained run, configured by its config: what `tfrec export`
+    saves and what the Python `Recommender` runs in memory.
+
+    Args:
+        config: Config. `recommend` (retrieve_n, exclusions, category cap) and the head
+            weights (`ranking.loss_weights`).
+        spec: FeatureSpec. History and query lengths, and the WordPiece vocabulary.
+        query_model: tf.keras.Model. The query tower.
+        index: ItemIndex. The servable items.
+        ranker: tf.keras.Model or None. The ranking network; None: only `retrieve`.
+        prior: RepeatPrior. The retrieval stage's repeat prior.
+        blend: Blend. The final score of `recommend`.
+        with_text: bool. Add the `query_text` input (and the tokenizer, so TF Text ops).
+    """
+    return ServingModule(
+        query_model,
+        index,
+        spec.max_history,
+        spec.query_text_length,
+        ranker=ranker,
+        tokenizer=spec.tokenizer(spec.query_text_length) if with_text else None,
+        head_weights=dict(config.ranking.loss_weights) if ranker is not None else None,
+        retrieve_n=config.recommend.retrieve_n,
+        exclude_event_types=config.recommend.exclude_event_types,
+        prior=prior,
+        blend=blend,
+        max_per_category=config.recommend.max_per_category,
+    )

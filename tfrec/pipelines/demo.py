@@ -10,7 +10,6 @@ from pathlib import Path
 
 from tfrec import config as config_lib
 from tfrec import console
-from tfrec.exporting import requests
 
 _CONFIGS = {"synthetic": "demo.yaml", "online-retail": "online_retail.yaml"}
 # The full two-stage pipeline (retrieve, rank, blend, business rules): on both shipped datasets
@@ -20,6 +19,8 @@ SIGNATURE = "recommend"
 
 def _request(user: str, events: list, k: int) -> dict:
     """One request of `retrieve` or `recommend`, at the current UTC hour and weekday."""
+    from tfrec.ranking import requests  # imports TensorFlow: only once the demo runs
+
     return requests.build(user, events, k=k)
 
 

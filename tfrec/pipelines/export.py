@@ -99,14 +99,23 @@ def export(
     with_text: bool = True,
     with_compressed: bool = False,
     trained: Optional[Trained] = None,
+    base_prefix: Optional[str] = None,
 ) -> dict:
-    """Writes one new version of each served model of `workdir` under `export_dir`.
+    """Writes one new version of each served model of `workdir` under `export_dir`, as one step.
 
     Models: `<model_name>` (retrieve, rank, recommend; core TF ops only),
     `<model_name>_text` (the same with `query_text`; needs TF Text's ops) and, with
     `with_compressed`, `<model_name>_<variant>` copies of the SavedModels under
-    `<workdir>/compression`. Each version is written beside its final folder and renamed in.
-    Then models.config, batching_parameters.txt and monitoring.config are rewritten.
+    `<workdir>/compression`. All get the same version number.
+
+    The order is what keeps a watching server consistent, even when the export is killed:
+    1. under the folder's lock, finish or clean up what a killed export left
+       (`writer.recover`);
+    2. write every model's version into a temporary folder;
+    3. once all are complete, rename them into place (a journal lets the next export finish
+       renames cut short);
+    4. then rewrite models.config (its labels name only versions on disk),
+       batching_parameters.txt and monitoring.config, each atomically.
 
     Args:
         workdir: path. A trained run.
@@ -118,6 +127,9 @@ def export(
         with_text: bool. Also export the `_text` model. Defaults to True.
         with_compressed: bool. Also export compressed variants. Defaults to False.
         trained: Trained or None. Reused instead of loading `workdir`.
+        base_prefix: str or None. Absolute folder under which the server finds the models
+            (`base_path` in models.config), e.g. "/models" in a container. Defaults to the
+            absolute path of `export_dir`.
 
     Returns:
         dict: version, model name -> version folder, number of items.
@@ -126,9 +138,8 @@ def export(
         raise errors.ConfigError(
             f"`--model-name` must be a plain folder name, received {model_name!r}"
         )
+    server_configs.check_base_prefix(base_prefix)
     export_dir = Path(export_dir)
-    trained = trained or load(workdir)
-    names = [model_name] + ([model_name + TEXT_SUFFIX] if with_text else [])
     variants = compressed_variants(artifact_lib.resolve(workdir)) if with_compressed else {}
     if with_compressed and not variants:
         raise errors.WorkdirError(
@@ -136,6 +147,36 @@ def export(
             f"`{artifact_lib.resolve(workdir) / 'compression'}`, "
             "found none; run `tfrec compress` first"
         )
+    trained = trained or load(workdir)
+    with writer.export_lock(export_dir):
+        if writer.recover(export_dir)["committed"]:
+            server_configs.write(export_dir, base_prefix)  # the finished commit's versions
+        return _export_locked(
+            workdir,
+            export_dir,
+            trained,
+            version,
+            model_name,
+            add_items,
+            with_text,
+            variants,
+            base_prefix,
+        )
+
+
+def _export_locked(
+    workdir,
+    export_dir: Path,
+    trained: Trained,
+    version,
+    model_name,
+    add_items,
+    with_text,
+    variants: dict,
+    base_prefix,
+) -> dict:
+    """`export` once the folder is locked and recovered."""
+    names = [model_name] + ([model_name + TEXT_SUFFIX] if with_text else [])
     names += [f"{model_name}_{v}" for v in variants]
     version = writer.next_version(export_dir, names) if version is None else version
     writer.check_version(version, export_dir, names)
@@ -144,26 +185,20 @@ def export(
         catalog = _with_new_items(trained, export_dir / model_name, add_items)
     spec, config = trained.spec, trained.config
     info = {"version": version, "workdir": str(workdir), "num_items": len(catalog)}
-    written = {}
+    fills = {}
     for name in names[: 2 if with_text else 1]:
         text = name.endswith(TEXT_SUFFIX)
         module = serving_module(trained, catalog, with_text=text)
         requests = warmup.sample_requests(
             module.signatures(), spec.users, catalog.item_ids, with_text=text
         )
-        written[name] = writer.write_atomically(
-            export_dir / name,
-            version,
-            lambda tmp, m=module, n=name, r=requests: writer.save_module(
-                tmp, m, n, r, config, spec, catalog, dict(info, text=n.endswith(TEXT_SUFFIX))
-            ),
+        fills[name] = lambda tmp, m=module, n=name, r=requests, t=text: writer.save_module(
+            tmp, m, n, r, config, spec, catalog, dict(info, text=t)
         )
     for variant, source in variants.items():
-        name = f"{model_name}_{variant}"
-        written[name] = writer.write_atomically(
-            export_dir / name, version, lambda tmp, s=source: writer.copy_saved_model(s, tmp)
-        )
-    server_configs.write(export_dir)
+        fills[f"{model_name}_{variant}"] = lambda tmp, s=source: writer.copy_saved_model(s, tmp)
+    written = writer.write_versions(export_dir, version, fills)
+    server_configs.write(export_dir, base_prefix)
     return {
         "version": version,
         "models": {k: str(v) for k, v in written.items()},

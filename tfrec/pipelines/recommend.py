@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Optional
 
 from tfrec import errors
-from tfrec.exporting import requests
 from tfrec.pipelines import export as run_lib
+from tfrec.ranking import requests
 
 DEFAULT_EVENT = "view"
 

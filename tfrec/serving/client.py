@@ -291,7 +291,8 @@ def _trim_to_k(inputs: dict, outputs: dict) -> dict:
         return outputs
     width = max(int(k.max()), 0)
     return {
-        name: v[:, :width] if v.ndim == 2 and v.shape[0] == len(k) else v
+        # Every per-slot output, [b, w] or [b, w, ...] (explanations), is cut to the width.
+        name: v[:, :width] if v.ndim >= 2 and v.shape[0] == len(k) else v
         for name, v in outputs.items()
     }
 
