@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 
 class TfrecError(Exception):
     """Base class for every error tfrec raises on bad input."""
@@ -12,16 +15,23 @@ class DataError(TfrecError, ValueError):
 
     Args:
         message: str. What is wrong.
-        path: str or None. The file.
+        path: str, path-like or None. The file.
         row: int or None. 1-based line number in the file (the header is line 1).
         field: str or None. The column.
     """
 
-    def __init__(self, message: str, *, path=None, row=None, field=None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Optional[os.PathLike | str] = None,
+        row: Optional[int] = None,
+        field: Optional[str] = None,
+    ) -> None:
         self.path = None if path is None else str(path)
         self.row = row
         self.field = field
-        where = []
+        where: list[str] = []
         if self.path is not None:
             where.append(f"file `{self.path}`")
         if row is not None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfrec.data import pipeline
+from tfrec import features
+from tfrec.data import pipeline, vocab
 
 
 def _embed(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
@@ -16,12 +17,19 @@ def _embed(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-def item_embeddings(candidate_model, table, batch_size: int = 4096) -> np.ndarray:
+def item_embeddings(
+    candidate_model: tf.keras.Model, table: vocab.ItemTable, batch_size: int = 4096
+) -> np.ndarray:
     """[num_items, dim] embeddings of the whole catalog, in catalog order."""
     return _embed(candidate_model, pipeline.candidate_dataset(table, batch_size))
 
 
-def query_embeddings(query_model, queries, spec, batch_size: int = 1024) -> np.ndarray:
+def query_embeddings(
+    query_model: tf.keras.Model,
+    queries: pipeline.QuerySource,
+    spec: features.FeatureSpec,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """[num_queries, dim] embeddings of evaluation queries (no search text)."""
     return _embed(query_model, pipeline.query_dataset(queries, spec, batch_size))
 

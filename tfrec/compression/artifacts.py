@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -15,9 +17,17 @@ RETRIEVE_K = 100
 TFLITE_FILE = "query_tower.tflite"
 INDEX_FILE = "item_index.npz"
 
+# A feed: raw feature batch -> the arrays a model without its lookups takes (`tflite_ready`).
+Feed = Callable[[Mapping[str, Any]], dict[str, np.ndarray]]
+
 
 def save_savedmodel(
-    query, items, item_ids, path, quantize: bool, quantize_candidates: Optional[bool] = None
+    query: tf.keras.Model,
+    items: np.ndarray,
+    item_ids: Iterable[Any],
+    path: os.PathLike | str,
+    quantize: bool,
+    quantize_candidates: Optional[bool] = None,
 ) -> str:
     """Query tower + candidate index as one SavedModel version (`serving_default`, `retrieve`).
 
@@ -27,7 +37,7 @@ def save_savedmodel(
     Args:
         query: tf.keras.Model. The query tower (Functional).
         items: np.ndarray. Candidate embeddings `[num_items, dim]`.
-        item_ids: sequence. One id per candidate row.
+        item_ids: iterable (e.g. an array). One id per candidate row.
         path: str or PathLike. The version directory to write.
         quantize: bool. int8 weights (packed, `int8_savedmodel.Int8Model`) or float32 ones.
         quantize_candidates: bool or None. int8 candidate index; None follows `quantize`, True
@@ -50,17 +60,19 @@ def save_savedmodel(
 class SavedModelRunner:
     """A saved variant loaded back: query embeddings, its item index, and one retrieve call."""
 
-    def __init__(self, path):
+    def __init__(self, path: os.PathLike | str) -> None:
         self.path = str(path)
         self.module = tf.saved_model.load(self.path)
         self._serve = self.module.signatures["serving_default"]
         self._retrieve = self.module.signatures["retrieve"]
 
-    def embed(self, batch: dict) -> np.ndarray:
+    def embed(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """Query embeddings `[batch, dim]` of a batch of query features."""
         outputs = self._serve(**batch)
         return np.asarray(next(iter(outputs.values())), np.float32)
 
-    def retrieve(self, batch: dict) -> dict:
+    def retrieve(self, batch: Mapping[str, Any]) -> dict[str, tf.Tensor]:
+        """The `retrieve` signature's top-k `scores` and `ids` for a batch of query features."""
         return self._retrieve(**batch)
 
     def item_index(self) -> np.ndarray:
@@ -84,15 +96,15 @@ class SavedModelRunner:
 _LOOKUPS = (tf.keras.layers.StringLookup, tf.keras.layers.IntegerLookup)
 
 
-def _cut_lookups(model: tf.keras.Model) -> dict:
+def _cut_lookups(model: tf.keras.Model) -> dict[str, tuple[tf.keras.layers.Layer, str]]:
     """Name the cut inputs get (`graph.rebuild`) -> (lookup layer, name of the input it reads).
 
     A lookup called at several nodes (the ranker's item-vector lookup reads the candidate id
     and the history ids) has one entry per call, named as `graph.rebuild` names its inputs.
     """
-    found = {}
+    found: dict[str, tuple[tf.keras.layers.Layer, str]] = {}
 
-    def walk(layer, prefix):
+    def walk(layer: tf.keras.Model, prefix: str) -> None:
         for sub in layer.layers:
             if isinstance(sub, _LOOKUPS):
                 for ordinal, node in enumerate(graph.call_nodes(layer, sub)):
@@ -106,7 +118,7 @@ def _cut_lookups(model: tf.keras.Model) -> dict:
     return found
 
 
-def tflite_ready(model: tf.keras.Model):
+def tflite_ready(model: tf.keras.Model) -> tuple[tf.keras.Model, Feed]:
     """A copy of `model` without its vocabulary lookups, and the function that feeds it.
 
     Lookups are cut out (`graph.rebuild(cut=...)`) and run by the feed function, from the
@@ -117,6 +129,9 @@ def tflite_ready(model: tf.keras.Model):
     only padding masks or exact-match layers read); the vocabularies travel beside it. A
     lookup called at several nodes feeds one input per call (`graph.cut_input_name`).
 
+    Args:
+        model: tf.keras.Model. A Functional model taking raw features.
+
     Returns:
         (model, feed): `feed(features dict) -> dict of arrays` for the converted model.
     """
@@ -125,12 +140,12 @@ def tflite_ready(model: tf.keras.Model):
     missing = sorted(n for n in copy.input if n not in model.input and n not in lookups)
     if missing:
         raise ValueError(f"`model` lookups {missing} read no model input; cannot feed them")
-    in_numpy = {n: _numpy_lookup(layer) for n, (layer, _) in lookups.items()}
-    in_numpy = {n: fn for n, fn in in_numpy.items() if fn is not None}
+    maybe_numpy = {n: _numpy_lookup(layer) for n, (layer, _) in lookups.items()}
+    in_numpy = {n: fn for n, fn in maybe_numpy.items() if fn is not None}
     traced = {n: v for n, v in lookups.items() if n not in in_numpy}
     look_up = _lookup_function(traced)
 
-    def feed(features: dict) -> dict:
+    def feed(features: Mapping[str, Any]) -> dict[str, np.ndarray]:
         out = {k: np.asarray(v) for k, v in features.items() if k in copy.input}
         for name, (_, source) in lookups.items():
             if source not in features:
@@ -146,7 +161,7 @@ def tflite_ready(model: tf.keras.Model):
     return copy, feed
 
 
-def _numpy_lookup(layer):
+def _numpy_lookup(layer: tf.keras.layers.Layer) -> Optional[Callable[[Any], np.ndarray]]:
     """`layer` (a `StringLookup`/`IntegerLookup`) as a dict lookup on NumPy arrays.
 
     What an app beside the flatbuffer would do with the vocabulary, and what keeps the feed's
@@ -163,7 +178,7 @@ def _numpy_lookup(layer):
         return None
     if getattr(layer, "encoding", "utf-8") != "utf-8":
         return None
-    index = {}
+    index: dict[Any, int] = {}
     for i, token in enumerate(layer.get_vocabulary()):
         token = token.item() if isinstance(token, np.generic) else token
         index[token] = i
@@ -172,7 +187,7 @@ def _numpy_lookup(layer):
             index[token.encode("utf-8")] = i
     oov, dtype = layer._oov_start_index(), np.dtype(layer.dtype)
 
-    def look_up(values) -> np.ndarray:
+    def look_up(values: Any) -> np.ndarray:
         values = np.asarray(values)
         flat = [index.get(v, oov) for v in values.ravel().tolist()]
         return np.asarray(flat, dtype).reshape(values.shape)
@@ -180,7 +195,9 @@ def _numpy_lookup(layer):
     return look_up
 
 
-def _lookup_function(lookups: dict):
+def _lookup_function(
+    lookups: dict[str, tuple[tf.keras.layers.Layer, str]],
+) -> Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]:
     """One `tf.function` running the cut lookups `_numpy_lookup` cannot: name -> indices.
 
     Traced once, they cost one call instead of a Python dispatch each; `reduce_retracing`
@@ -194,7 +211,13 @@ def _lookup_function(lookups: dict):
     return look_up
 
 
-def save_tflite(query, items, directory, representative_data, mode: str) -> tuple[str, str]:
+def save_tflite(
+    query: tf.keras.Model,
+    items: np.ndarray,
+    directory: os.PathLike | str,
+    representative_data: Optional[Iterable[Mapping[str, Any]]],
+    mode: str,
+) -> tuple[str, str]:
     """Query tower as TFLite plus its item index (`.npz`) in `directory`.
 
     `mode` is a `tflite.MODES` conversion: `float` (the baseline: float32 tower and index),
@@ -206,7 +229,7 @@ def save_tflite(query, items, directory, representative_data, mode: str) -> tupl
     Args:
         query: tf.keras.Model. The query tower (raw features in, as `tflite_ready` feeds).
         items: np.ndarray. Item index `[num_items, dim]`.
-        directory: path. Created if needed.
+        directory: str or path-like. Created if needed.
         representative_data: iterable of raw feature batches (calibration of `full_int8`),
             or None.
         mode: str. One of `tflite.MODES`.
@@ -216,20 +239,20 @@ def save_tflite(query, items, directory, representative_data, mode: str) -> tupl
     """
     if mode not in tflite.MODES:
         raise ValueError(f"`mode` must be one of {tflite.MODES}, received {mode!r}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
     query, feed = tflite_ready(query)
     calibration = None
     if mode == "full_int8" and representative_data is not None:
         calibration = [feed(batch) for batch in representative_data]
     blob = tflite.to_tflite(query, calibration, mode=mode)
     if mode == "float":
-        np.savez(directory / INDEX_FILE, values=np.asarray(items, np.float32))
+        np.savez(out / INDEX_FILE, values=np.asarray(items, np.float32))
     else:
         values, scales = int8_savedmodel.quantize_tensor(items, axis=0)
-        np.savez(directory / INDEX_FILE, values=values, scales=scales)
-    (directory / TFLITE_FILE).write_bytes(blob)
-    return str(directory), tflite_ops.achieved_mode(blob)
+        np.savez(out / INDEX_FILE, values=values, scales=scales)
+    (out / TFLITE_FILE).write_bytes(blob)
+    return str(out), tflite_ops.achieved_mode(blob)
 
 
 class TFLiteVariantRunner:
@@ -239,12 +262,12 @@ class TFLiteVariantRunner:
     reallocate its tensors and time the allocation, not the model.
     """
 
-    def __init__(self, directory, feed):
-        directory = Path(directory)
+    def __init__(self, directory: os.PathLike | str, feed: Feed) -> None:
+        path = Path(directory)
         self.feed = feed
-        self.blob = (directory / TFLITE_FILE).read_bytes()
+        self.blob = (path / TFLITE_FILE).read_bytes()
         self.mode = tflite_ops.achieved_mode(self.blob)
-        stored = np.load(directory / INDEX_FILE)
+        stored = np.load(path / INDEX_FILE)
         if "scales" in stored:
             self.index = stored["values"].astype(np.float32) * stored["scales"][:, None]
         else:
@@ -258,10 +281,11 @@ class TFLiteVariantRunner:
             self._runners[key] = tflite.TFLiteRunner(self.blob)
         return self._runners[key]
 
-    def embed(self, batch: dict, batch_size: Optional[int] = None) -> np.ndarray:
+    def embed(self, batch: Mapping[str, Any], batch_size: Optional[int] = None) -> np.ndarray:
+        """Query embeddings `[batch, dim]`, on the interpreter kept for `batch_size`."""
         return np.asarray(self._runner(batch_size).predict(self.feed(batch)), np.float32)
 
-    def retrieve(self, batch: dict, batch_size: int) -> np.ndarray:
+    def retrieve(self, batch: Mapping[str, Any], batch_size: int) -> np.ndarray:
         """Query embedding, full-catalog scores and top-k ids, like the `retrieve` signature."""
         scores = self.embed(batch, batch_size) @ self.index.T
         return np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]

@@ -7,7 +7,8 @@ SavedModel stores anyway (57 kB of the UCI tower's int64 ranges alone).
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -21,11 +22,17 @@ class _CompactInitializer(tf.lookup.KeyValueTensorInitializer):
     (`_stored_side`), which read smaller constants or variables the SavedModel holds anyway.
     """
 
-    def __init__(self, keys, values, make_keys, make_values):
+    def __init__(
+        self,
+        keys: tf.Tensor,
+        values: tf.Tensor,
+        make_keys: Callable[[], tf.Tensor],
+        make_values: Callable[[], tf.Tensor],
+    ) -> None:
         super().__init__(keys, values)
         self._make = (make_keys, make_values)
 
-    def initialize(self, table):
+    def initialize(self, table: tf.lookup.StaticHashTable) -> tf.Operation:
         keys, values = (make() for make in self._make)
         return tf.raw_ops.LookupTableImportV2(
             table_handle=table.resource_handle, keys=keys, values=values
@@ -44,7 +51,7 @@ def _range_start(tensor: tf.Tensor) -> Optional[int]:
 def _positions(strings: list, candidate_ids: tf.Variable) -> Optional[tf.Tensor]:
     """Where each of `strings` is in `candidate_ids` (int16 when it fits), None if one is not."""
     ids = candidate_ids.numpy().tolist()
-    where = {}
+    where: dict[Any, int] = {}
     for i, id_ in enumerate(ids):
         where.setdefault(id_, i)
     if not all(s in where for s in strings):
@@ -73,7 +80,9 @@ def _decimal_integers(strings: list) -> Optional[tf.Tensor]:
     return None
 
 
-def _stored_side(tensor: tf.Tensor, candidate_ids: Optional[tf.Variable]):
+def _stored_side(
+    tensor: tf.Tensor, candidate_ids: Optional[tf.Variable]
+) -> Optional[Callable[[], tf.Tensor]]:
     """A function making `tensor` at initialization from less than `tensor`, or None.
 
     An integer range (a `StringLookup`'s indices) is made by `tf.range`: nothing stored.
@@ -107,11 +116,18 @@ def _stored_side(tensor: tf.Tensor, candidate_ids: Optional[tf.Variable]):
     return None
 
 
-def compact_table(table, candidate_ids: Optional[tf.Variable] = None):
+def _constant(tensor: tf.Tensor) -> Callable[[], tf.Tensor]:
+    return lambda: tensor
+
+
+def compact_table(
+    table: tf.lookup.StaticHashTable, candidate_ids: Optional[tf.Variable] = None
+) -> tf.lookup.StaticHashTable:
     """`table`, or an equal `StaticHashTable` whose contents are made when it is initialized.
 
     Args:
-        table: a lookup table resource (e.g. the one of a `StringLookup` layer).
+        table: tf.lookup.StaticHashTable, or any lookup table resource (e.g. the one of a
+            `StringLookup` layer).
         candidate_ids: tf.Variable or None. String ids the SavedModel stores anyway; keys
             that are all among them are stored as their positions.
 
@@ -123,14 +139,17 @@ def compact_table(table, candidate_ids: Optional[tf.Variable] = None):
         and one side can be; else `table` itself.
     """
     initializer = getattr(table, "_initializer", None)
-    if type(table) is not tf.lookup.StaticHashTable or (
-        type(initializer) is not tf.lookup.KeyValueTensorInitializer
+    if (
+        initializer is None
+        or type(table) is not tf.lookup.StaticHashTable
+        or type(initializer) is not tf.lookup.KeyValueTensorInitializer
     ):
         return table
     keys, values = initializer._keys, initializer._values
-    make = [_stored_side(side, candidate_ids) for side in (keys, values)]
-    if make == [None, None]:
+    make_keys, make_values = (_stored_side(side, candidate_ids) for side in (keys, values))
+    if make_keys is None and make_values is None:
         return table
-    make = [fn or (lambda side=side: side) for fn, side in zip(make, (keys, values), strict=True)]
-    compact = _CompactInitializer(keys, values, *make)
+    compact = _CompactInitializer(
+        keys, values, make_keys or _constant(keys), make_values or _constant(values)
+    )
     return tf.lookup.StaticHashTable(compact, table.default_value)

@@ -9,6 +9,9 @@ should instead learn to score like the model it was made from, which is what thi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
 import tensorflow as tf
 
 from tfrec import features
@@ -33,10 +36,12 @@ def in_batch_kl(student_logits: tf.Tensor, teacher_logits: tf.Tensor) -> tf.Tens
 class _Distilled(tf.keras.Model):
     """One `train_step` for the distillation models: `compute_loss_on(features)` + losses."""
 
-    def compute_loss_on(self, features, training: bool = False) -> tf.Tensor:
+    def compute_loss_on(
+        self, features: Mapping[str, tf.Tensor], training: bool = False
+    ) -> tf.Tensor:
         raise NotImplementedError
 
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
         # Ranking datasets yield (features, labels); the labels are not used.
         features = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
@@ -72,24 +77,49 @@ class DistilledTowers(_Distilled):
         >>> model.fit(train_ds, steps_per_epoch=200, callbacks=pruning.callbacks())
     """
 
-    def __init__(self, query, candidate, teacher_query, teacher_candidate, temperature=None):
+    # Set with object.__setattr__ so Keras does not track the teacher towers.
+    _teacher: tuple[tf.keras.Model, tf.keras.Model]
+
+    def __init__(
+        self,
+        query: tf.keras.Model,
+        candidate: tf.keras.Model,
+        teacher_query: tf.keras.Model,
+        teacher_candidate: tf.keras.Model,
+        temperature: Optional[float] = None,
+    ) -> None:
         super().__init__()
         self.query_model = query
         self.candidate_model = candidate
         object.__setattr__(self, "_teacher", (teacher_query, teacher_candidate))
         self.temperature = float(temperature) if temperature else 1.0
 
-    def _logits(self, query_model, candidate_model, inputs, training):
+    def _logits(
+        self,
+        query_model: tf.keras.Model,
+        candidate_model: tf.keras.Model,
+        inputs: Mapping[str, tf.Tensor],
+        training: bool,
+    ) -> tf.Tensor:
         query = {name: inputs[name] for name in features.QUERY_FEATURES}
         candidate = {name: inputs[name] for name in features.CANDIDATE_FEATURES}
         q = tf.cast(query_model(query, training=training), tf.float32)
         c = tf.cast(candidate_model(candidate, training=training), tf.float32)
         return tf.matmul(q, c, transpose_b=True) / self.temperature
 
-    def compute_loss_on(self, inputs, training: bool = False) -> tf.Tensor:
-        """The distillation loss of one batch of training inputs."""
+    def compute_loss_on(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The distillation loss of one batch of training inputs.
+
+        Args:
+            inputs: dict. QUERY_FEATURES and CANDIDATE_FEATURES of a batch, `[batch, ...]`.
+            training: bool. Call the student towers in training mode. Defaults to False.
+
+        Returns:
+            A scalar float32 tensor.
+        """
         student = self._logits(self.query_model, self.candidate_model, inputs, training)
-        teacher = self._logits(*self._teacher, inputs, False)
+        teacher_query, teacher_candidate = self._teacher
+        teacher = self._logits(teacher_query, teacher_candidate, inputs, False)
         by_query = in_batch_kl(student, teacher)
         by_item = in_batch_kl(tf.transpose(student), tf.transpose(teacher))
         return by_query + by_item
@@ -108,15 +138,34 @@ class DistilledRanker(_Distilled):
         regression_heads: collection of str. Heads whose outputs are values, not logits.
     """
 
-    def __init__(self, network, teacher, loss_weights, regression_heads=()):
+    # Set with object.__setattr__ so Keras does not track the teacher network.
+    _teacher: tf.keras.Model
+
+    def __init__(
+        self,
+        network: tf.keras.Model,
+        teacher: tf.keras.Model,
+        loss_weights: Mapping[str, float],
+        regression_heads: Iterable[str] = (),
+    ) -> None:
         super().__init__()
         self.network = network
         object.__setattr__(self, "_teacher", teacher)
         self.loss_weights = dict(loss_weights)
         self.regression_heads = frozenset(regression_heads)
 
-    def compute_loss_on(self, features, training: bool = False) -> tf.Tensor:
-        """The weighted distillation loss of one batch of ranking features."""
+    def compute_loss_on(
+        self, features: Mapping[str, tf.Tensor], training: bool = False
+    ) -> tf.Tensor:
+        """The weighted distillation loss of one batch of ranking features.
+
+        Args:
+            features: dict. Ranking features of a batch, `[batch, ...]`.
+            training: bool. Call the student network in training mode. Defaults to False.
+
+        Returns:
+            A scalar float32 tensor.
+        """
         student = self.network(features, training=training)
         teacher = self._teacher(features, training=False)
         total = tf.zeros([])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Optional
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 import tensorflow as tf
 
@@ -18,7 +18,7 @@ def is_functional(layer: tf.keras.layers.Layer) -> bool:
     return isinstance(layer, tf.keras.Model) and bool(getattr(layer, "_is_graph_network", False))
 
 
-def check_functional(model, argument: str = "model") -> None:
+def check_functional(model: Any, argument: str = "model") -> None:
     """Raises a ValueError naming `argument` unless `model` is a Functional Keras-2 model."""
     if not isinstance(model, tf.keras.Model):
         raise ValueError(
@@ -33,7 +33,9 @@ def check_functional(model, argument: str = "model") -> None:
         )
 
 
-def _copy_layer(layer: tf.keras.layers.Layer, name: Optional[str], float32: bool):
+def _copy_layer(
+    layer: tf.keras.layers.Layer, name: Optional[str], float32: bool
+) -> tf.keras.layers.Layer:
     config = layer.get_config()
     if name is not None:
         config["name"] = name
@@ -54,15 +56,27 @@ def _copy_layer(layer: tf.keras.layers.Layer, name: Optional[str], float32: bool
 class _Rebuilder:
     """Replays a Functional graph on new `tf.keras.Input`s (see `rebuild`)."""
 
-    def __init__(self, layer_fn, flatten, cut, float32):
+    def __init__(
+        self,
+        layer_fn: LayerFn,
+        flatten: bool,
+        cut: Optional[Callable[[tf.keras.layers.Layer], bool]],
+        float32: bool,
+    ) -> None:
         self.layer_fn = layer_fn
         self.flatten = flatten
         self.cut = cut
         self.float32 = float32
         self.memo: dict[int, tf.keras.layers.Layer] = {}
-        self.cut_inputs: list = []
+        self.cut_inputs: list[tf.Tensor] = []
 
-    def call_layer(self, layer, prefix, args, kwargs):
+    def call_layer(
+        self,
+        layer: tf.keras.layers.Layer,
+        prefix: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
         """Calls the new version of `layer` on `args`, creating it on first use."""
         if id(layer) in self.memo:
             return self.memo[id(layer)](*args, **kwargs)
@@ -79,7 +93,7 @@ class _Rebuilder:
         args, kwargs = positional_as_keywords(copy, args, kwargs)
         return new(*args, **kwargs)
 
-    def submodel_for(self, model):
+    def submodel_for(self, model: tf.keras.Model) -> tf.keras.layers.Layer:
         if id(model) not in self.memo:
             inner = _Rebuilder(self.layer_fn, False, self.cut, self.float32)
             inputs = [_new_input(x) for x in model.inputs]
@@ -91,10 +105,10 @@ class _Rebuilder:
             self.memo[id(model)] = new
         return self.memo[id(model)]
 
-    def replay(self, model, inputs, prefix):
+    def replay(self, model: tf.keras.Model, inputs: Sequence[tf.Tensor], prefix: str) -> Any:
         """Runs `model`'s nodes on `inputs` (flat, in `model.inputs` order); returns its outputs."""
         usage = model._tensor_usage_count
-        tensors = {}
+        tensors: dict[str, list[tf.Tensor]] = {}
         for ref, new in zip(model.inputs, inputs, strict=True):
             tensors[str(id(ref))] = [new] * usage[str(id(ref))]
         for depth in sorted(model._nodes_by_depth, reverse=True):
@@ -126,7 +140,7 @@ class _Rebuilder:
         return tf.nest.pack_sequence_as(model._nested_outputs, flat)
 
 
-def call_nodes(model: tf.keras.Model, layer: tf.keras.layers.Layer) -> list:
+def call_nodes(model: tf.keras.Model, layer: tf.keras.layers.Layer) -> list[Any]:
     """The nodes at which `layer` is called inside Functional `model`, in call order.
 
     A layer also used in other models has inbound nodes outside `model`; they are skipped, so
@@ -159,13 +173,23 @@ def cut_input_name(layer_name: str, ordinal: int) -> str:
     return layer_name if ordinal == 0 else f"{layer_name}_{ordinal}"
 
 
-def positional_as_keywords(layer: tf.keras.layers.Layer, args, kwargs) -> tuple[tuple, dict]:
+def positional_as_keywords(
+    layer: tf.keras.layers.Layer, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """`layer`'s call arguments with only the first positional: the others named.
 
     TF-MOT wrappers define `call(inputs, training=None, **kwargs)`: a layer called with two
     positional tensors (`MultiHeadAttention(query, value)`, DCN `Cross(x0, x)`) would get its
     second tensor as `training`. Passed by the names of `layer.call`'s parameters, they reach
     the wrapped layer's `call` through `**kwargs`.
+
+    Args:
+        layer: tf.keras.layers.Layer. The layer about to be called.
+        args: sequence. Its positional call arguments.
+        kwargs: mapping. Its keyword call arguments.
+
+    Returns:
+        (args, kwargs): the first positional argument alone, and every other one by name.
     """
     if len(args) <= 1:
         return tuple(args), dict(kwargs)
@@ -181,7 +205,7 @@ def positional_as_keywords(layer: tf.keras.layers.Layer, args, kwargs) -> tuple[
     return (args[0],), {**dict(zip(named, args[1:], strict=True)), **kwargs}
 
 
-def _new_input(tensor, name: Optional[str] = None, dtype=None):
+def _new_input(tensor: Any, name: Optional[str] = None, dtype: Any = None) -> tf.Tensor:
     """A `tf.keras.Input` with the type of (Keras) tensor `tensor` (or its shape and `dtype`)."""
     history = getattr(tensor, "_keras_history", None)
     name = name or (history.layer.name if history is not None else None)
@@ -263,13 +287,13 @@ def rebuild(
     return tf.keras.Model(new_inputs, outputs, name=name or model.name)
 
 
-def _input_name(tensor) -> str:
+def _input_name(tensor: tf.Tensor) -> str:
     return tensor._keras_history.layer.name
 
 
-def _named_inputs(tensors: list) -> dict:
+def _named_inputs(tensors: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     """`tensors` keyed by input name; a name given twice is an error, not a dropped input."""
-    named = {}
+    named: dict[str, tf.Tensor] = {}
     for tensor in tensors:
         name = _input_name(tensor)
         if name in named:
@@ -281,10 +305,12 @@ def _named_inputs(tensors: list) -> dict:
     return named
 
 
-def _used_inputs(inputs, outputs) -> list:
+def _used_inputs(inputs: list[tf.Tensor], outputs: Any) -> list[tf.Tensor]:
     """The tensors of `inputs` on which `outputs` depend (walking the Keras history back)."""
     wanted = {id(x): x for x in inputs}
-    seen, used, stack = set(), {}, list(tf.nest.flatten(outputs))
+    seen: set[int] = set()
+    used: dict[int, tf.Tensor] = {}
+    stack = list(tf.nest.flatten(outputs))
     while stack:
         tensor = stack.pop()
         if id(tensor) in seen:

@@ -7,8 +7,8 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from typing import Optional, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -17,15 +17,18 @@ from tfrec.compression import compact_tables, graph, pruning
 
 _QMAX = 127.0  # symmetric, narrow range: -127..127 so that 0 stays exactly 0 (pruned weights)
 
+# One axis or several: the dimensions that keep one scale per index.
+Axis = Union[int, Sequence[int]]
 
-def _axes(axis, ndim: int, shape) -> tuple[int, ...]:
+
+def _axes(axis: Axis, ndim: int, shape: Any) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if ndim < 1 or not axes or any(not -ndim <= a < ndim for a in axes):
         raise ValueError(f"`axis` must index dimensions of `x` (shape {shape}), received {axis}")
     return tuple(sorted({int(a) % ndim for a in axes}))
 
 
-def quantize_tensor(x: np.ndarray, axis=0) -> tuple[np.ndarray, np.ndarray]:
+def quantize_tensor(x: np.ndarray, axis: Axis = 0) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 quantization with one float32 scale per index of the `axis` dimensions.
 
     `axis=0` gives one scale per row (embedding tables, candidate indexes: each item keeps its
@@ -77,8 +80,19 @@ def stored_scales(scales: np.ndarray) -> np.ndarray:
     return scales.astype(np.float16) if fits else scales
 
 
-def dequantize(values, scales, axis=0):
-    """Inverse of `quantize_tensor` with core TF ops (`tf.cast`, `tf.multiply`): float32."""
+def dequantize(
+    values: np.ndarray | tf.Tensor, scales: np.ndarray | tf.Tensor, axis: Axis = 0
+) -> tf.Tensor:
+    """Inverse of `quantize_tensor` with core TF ops (`tf.cast`, `tf.multiply`): float32.
+
+    Args:
+        values: np.ndarray or tf.Tensor. int8 values, rank >= 1.
+        scales: np.ndarray or tf.Tensor. Scales shaped like the `axis` dimensions of `values`.
+        axis: int or tuple of int. As given to `quantize_tensor`. Defaults to 0.
+
+    Returns:
+        A float32 tensor shaped like `values`.
+    """
     values = tf.convert_to_tensor(values)
     scales = tf.cast(scales, tf.float32)
     rank = values.shape.rank
@@ -118,7 +132,7 @@ _ALIGN_BYTES = 64
 class _Int8Weight(tf.Module):
     """The candidate index: int8 values and float16 row scales, variables of their own."""
 
-    def __init__(self, array: np.ndarray, axis, name: str):
+    def __init__(self, array: np.ndarray, axis: Axis, name: str) -> None:
         super().__init__(name=None)
         values, scales = quantize_tensor(array, axis)
         scales = stored_scales(scales)
@@ -174,8 +188,8 @@ class _Packer:
     pieces are not: the graph casts their whole vector to float32 before splitting it.
     """
 
-    def __init__(self):
-        self.pieces: dict = {group: [] for group in _GROUPS}
+    def __init__(self) -> None:
+        self.pieces: dict[str, list[np.ndarray]] = {group: [] for group in _GROUPS}
 
     def add(self, array: np.ndarray, group: str, row: int = 1) -> int:
         """Appends `array`, zero-padded to a whole number of aligned units and rows.
@@ -207,7 +221,7 @@ class _Packer:
         return {group: tuple(p.size for p in pieces) for group, pieces in self.pieces.items()}
 
 
-def _split(tensor: Optional[tf.Tensor], sizes: Sequence[int]) -> list:
+def _split(tensor: Optional[tf.Tensor], sizes: Sequence[int]) -> list[tf.Tensor]:
     if not sizes:
         return []
     return [tensor] if len(sizes) == 1 else tf.split(tensor, list(sizes))
@@ -216,7 +230,9 @@ def _split(tensor: Optional[tf.Tensor], sizes: Sequence[int]) -> list:
 class _Unpacked:
     """The weights of the packed variables as tensors, split once per traced function."""
 
-    def __init__(self, variables: dict, sizes: dict):
+    def __init__(
+        self, variables: dict[str, Optional[tf.Variable]], sizes: dict[str, tuple[int, ...]]
+    ) -> None:
         # The int8 variable splits once into the gathered tables and one segment of every other
         # int8 weight; that segment is cast to float32 at once (one op instead of one per
         # weight, the same values cast), then split. Pieces start and end aligned, so splits
@@ -230,7 +246,7 @@ class _Unpacked:
             "float16": _split(_cast(variables["float16"]), sizes["float16"]),
             "float32": _split(variables["float32"], sizes["float32"]),
         }
-        self._constants: dict = {}
+        self._constants: dict[tuple[int, ...], tf.Tensor] = {}
 
     def tensor(self, weight: PackedWeight) -> tf.Tensor:
         """The weight as float32: dequantized if stored as int8."""
@@ -247,6 +263,8 @@ class _Unpacked:
 
     def scales(self, weight: PackedWeight) -> tf.Tensor:
         """Its scales as float32, flat (`dequantize` reshapes them)."""
+        if weight.scales_group is None or weight.scales is None:
+            raise ValueError(f"`weight` `{weight.name}` is stored as float32: it has no scales")
         piece = self.pieces[weight.scales_group][weight.scales]
         return self._exact(piece, (math.prod(weight.scales_shape),))
 
@@ -273,9 +291,9 @@ def _cast(variable: Optional[tf.Variable]) -> Optional[tf.Tensor]:
     return None if variable is None else tf.cast(variable, tf.float32)
 
 
-def _held_variables(model: tf.keras.Model) -> dict[int, list]:
+def _held_variables(model: tf.keras.Model) -> dict[int, list[tuple[tf.keras.layers.Layer, str]]]:
     """id of a variable -> the (layer, attribute) pairs holding it (shared ones: several)."""
-    held: dict[int, list] = {}
+    held: dict[int, list[tuple[tf.keras.layers.Layer, str]]] = {}
     for layer in model._flatten_layers(include_self=False, recursive=True):
         for attribute, value in list(vars(layer).items()):
             if isinstance(value, tf.Variable):
@@ -289,11 +307,11 @@ def _held_variables(model: tf.keras.Model) -> dict[int, list]:
 _READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
 
 
-def _reached_ops(graph) -> set:
+def _reached_ops(graph: tf.Graph) -> set[tf.Operation]:
     """The ops of `graph` its outputs or side effects depend on (control edges to reads aside)."""
     effects = [op for op in graph.control_outputs if op.type not in _READS]
     todo = [t.op for t in graph.outputs] + effects
-    reached: set = set()
+    reached: set[tf.Operation] = set()
     while todo:
         op = todo.pop()
         if op not in reached:
@@ -303,7 +321,7 @@ def _reached_ops(graph) -> set:
     return reached
 
 
-def unserved_weights(model: tf.keras.Model, specs) -> set[int]:
+def unserved_weights(model: tf.keras.Model, specs: Any) -> set[int]:
     """ids of the `model` weights no output of `model(inputs)` reads, from one trace of it.
 
     A Functional model computes every node of its nested models, used or not: keras-nlp's
@@ -324,7 +342,7 @@ def unserved_weights(model: tf.keras.Model, specs) -> set[int]:
     graph = traced.get_concrete_function(specs).graph
     reached = _reached_ops(graph)
     placeholders = {id(external): internal.op for external, internal in graph.captures}
-    unread = set()
+    unread: set[int] = set()
     for weight in model.weights:
         placeholder = placeholders.get(id(getattr(weight, "handle", None)))
         if placeholder is not None and placeholder not in reached:
@@ -332,7 +350,7 @@ def unserved_weights(model: tf.keras.Model, specs) -> set[int]:
     return unread
 
 
-def _is_plain_embedding(layer, attribute: str) -> bool:
+def _is_plain_embedding(layer: tf.keras.layers.Layer, attribute: str) -> bool:
     return type(layer).call is tf.keras.layers.Embedding.call and attribute == "embeddings"
 
 
@@ -403,7 +421,7 @@ class Int8Model(tf.Module):
         k: int = 10,
         quantize: bool = True,
         quantize_candidates: Optional[bool] = None,
-    ):
+    ) -> None:
         super().__init__(name="int8_model")
         graph.check_functional(model)
         if int(min_elements) < 1:
@@ -426,7 +444,7 @@ class Int8Model(tf.Module):
         functions = {"serving_default": tf.function(self._serve, input_signature=[specs])}
         object.__setattr__(self, "_functions", functions)
         self.k = int(k)
-        self.candidates = None
+        self.candidates: Optional[_Int8Weight | tf.Variable] = None
         if candidates is not None:
             index_int8 = quantize if quantize_candidates is None else quantize_candidates
             self._init_candidates(candidates, candidate_ids, bool(index_int8))
@@ -434,11 +452,11 @@ class Int8Model(tf.Module):
         # After the candidate ids: tables whose keys are among them store their positions.
         self._compact_tables(model, getattr(self, "candidate_ids", None))
 
-    def signatures(self) -> dict:
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """Signature name -> concrete function: `serving_default`, and `retrieve` if any."""
         return {name: fn.get_concrete_function() for name, fn in self._functions.items()}
 
-    def _pack(self, model: tf.keras.Model, min_elements: Optional[int], unread: set) -> None:
+    def _pack(self, model: tf.keras.Model, min_elements: Optional[int], unread: set[int]) -> None:
         """Packs the weights layers hold (all of them when quantizing; none for float32).
 
         Sets `packed_weights` (layout, not saved), the tracked variables `int8_values`,
@@ -486,7 +504,7 @@ class Int8Model(tf.Module):
                 stacklevel=3,
             )
 
-    def _compact_tables(self, model: tf.keras.Model, candidate_ids) -> None:
+    def _compact_tables(self, model: tf.keras.Model, candidate_ids: Optional[tf.Variable]) -> None:
         """Lookup tables the layers hold, saved via `resources`, swapped by `compact_table`."""
         compact: dict[int, object] = {}
         swaps = []
@@ -500,7 +518,9 @@ class Int8Model(tf.Module):
         # The tables the serving function captures.
         self.resources = list(compact.values())
 
-    def _init_candidates(self, candidates, candidate_ids, quantize):
+    def _init_candidates(
+        self, candidates: np.ndarray, candidate_ids: Optional[Sequence[str]], quantize: bool
+    ) -> None:
         candidates = np.asarray(candidates, dtype=np.float32)
         if candidates.ndim != 2 or not 1 <= self.k <= candidates.shape[0]:
             raise ValueError(
@@ -520,7 +540,7 @@ class Int8Model(tf.Module):
         self.candidate_ids = tf.Variable(np.array(ids, dtype=object), trainable=False)
 
     @contextlib.contextmanager
-    def _packed_weights_in_layers(self):
+    def _packed_weights_in_layers(self) -> Iterator[None]:
         """Swaps variables for tensors of the packed ones, and tables for compact ones, while
         the function is traced."""
         variables = {"int8": self.int8_values, "float16": self.float16_values}
@@ -551,7 +571,7 @@ class Int8Model(tf.Module):
                 else:
                     object.__setattr__(layer, attribute, value)
 
-    def _serve(self, inputs):
+    def _serve(self, inputs: Any) -> dict[str, tf.Tensor]:
         with self._packed_weights_in_layers(), _without_name_scope(self._model):
             outputs = self._model(inputs, training=False)
         if isinstance(outputs, dict):
@@ -559,7 +579,7 @@ class Int8Model(tf.Module):
         # Name outputs like the Keras model's SavedModel does (not `output_0`).
         return dict(zip(self._model.output_names, tf.nest.flatten(outputs), strict=True))
 
-    def _retrieve(self, inputs):
+    def _retrieve(self, inputs: Any) -> dict[str, tf.Tensor]:
         # A call of the serving function rather than a second trace of the model: the
         # SavedModel holds the model's graph once.
         outputs = self._functions["serving_default"](inputs)
@@ -579,7 +599,13 @@ class Int8Model(tf.Module):
         return {"scores": top.values, "ids": tf.gather(self.candidate_ids, top.indices)}
 
 
-def _pack_weight(packer, name, weight, quantized, layers) -> PackedWeight:
+def _pack_weight(
+    packer: _Packer,
+    name: str,
+    weight: tf.Variable,
+    quantized: bool,
+    layers: list[tuple[tf.keras.layers.Layer, str]],
+) -> PackedWeight:
     """Adds one weight to `packer`: int8 values and scales if `quantized`, else float32."""
     array, shape = weight.numpy(), tuple(weight.shape)
     gathered = quantized and any(_is_plain_embedding(*held) for held in layers)
@@ -602,7 +628,7 @@ def _pack_weight(packer, name, weight, quantized, layers) -> PackedWeight:
 
 
 @contextlib.contextmanager
-def _without_name_scope(model: tf.keras.Model):
+def _without_name_scope(model: tf.keras.Model) -> Iterator[None]:
     """Traces `model` without its own name scope: its layers' scopes start the node names.
 
     Keras prefixes every node of a model call with the model's name (`query_tower/...`), in
@@ -617,10 +643,10 @@ def _without_name_scope(model: tf.keras.Model):
         object.__delattr__(model, "_name_scope")
 
 
-def _gather_then_dequantize(unpacked: _Unpacked, weight: PackedWeight):
+def _gather_then_dequantize(unpacked: _Unpacked, weight: PackedWeight) -> Callable[..., tf.Tensor]:
     rows, scales = unpacked.rows(weight), unpacked.scales(weight)
 
-    def call(inputs, *args, **kwargs):
+    def call(inputs: tf.Tensor, *args: Any, **kwargs: Any) -> tf.Tensor:
         ids = tf.cast(inputs, tf.int32) if inputs.dtype not in (tf.int32, tf.int64) else inputs
         # The table's zero padding rows are never read: `scales` has exactly one row per id,
         # so an id out of range fails as it does in the Keras layer.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Optional
 
 import numpy as np
@@ -45,7 +45,9 @@ def prunable_weights(layer: tf.keras.layers.Layer) -> list[tf.Variable]:
     return list(found.values())
 
 
-def _check_schedule(target_sparsity, begin_step, end_step, frequency, initial_sparsity) -> None:
+def _check_schedule(
+    target_sparsity: float, begin_step: int, end_step: int, frequency: int, initial_sparsity: float
+) -> None:
     if not 0.0 < float(target_sparsity) < 1.0:
         raise ValueError(
             f"`target_sparsity` must be in (0, 1) (the share of weights set to zero), "
@@ -124,7 +126,7 @@ def prune(
         frequency=int(frequency),
     )
 
-    def wrap(copy, original):
+    def wrap(copy: tf.keras.layers.Layer, original: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
         if not prunable_weights(original) or (layer_filter and not layer_filter(original)):
             return copy
         # Read lazily: the copy creates its (sub-)layers and variables only when built.
@@ -157,7 +159,7 @@ def callbacks(log_dir: Optional[str] = None) -> list[tf.keras.callbacks.Callback
     return result
 
 
-def _wrappers(model: tf.keras.Model) -> list:
+def _wrappers(model: tf.keras.Model) -> list[pruning_wrapper.PruneLowMagnitude]:
     return pruning_wrapper.collect_prunable_layers(model)
 
 
@@ -178,7 +180,9 @@ def named_weights(model: tf.keras.Model) -> dict[str, tf.Variable]:
     result: dict[str, tf.Variable] = {}
     seen: set[int] = set()
 
-    def walk(layer, path, moved=()):
+    def walk(
+        layer: tf.keras.layers.Layer, path: list[str], moved: Sequence[tf.Variable] = ()
+    ) -> None:
         if isinstance(layer, pruning_wrapper.PruneLowMagnitude):
             walk(layer.layer, path)
             return
@@ -238,14 +242,14 @@ def measure_sparsity(model: tf.keras.Model) -> dict[str, float]:
         `named_weights` name (e.g. `bert/transformer_layer_0/self_attention_layer/query/kernel`)
         to sparsity in [0, 1]; vectors (biases, norms) and scalars are left out.
     """
-    result = {}
+    result: dict[str, float] = {}
     for name, weight in named_weights(model).items():
         if len(weight.shape) >= 2:
             result[name] = float(np.mean(np.asarray(weight.numpy()) == 0))
     return result
 
 
-def zero_counts(model: tf.keras.Model, names=None) -> tuple[int, int]:
+def zero_counts(model: tf.keras.Model, names: Optional[Iterable[str]] = None) -> tuple[int, int]:
     """(exact zeros, values) over the weights of `model`: every weight, or those in `names`.
 
     With every weight (biases, normalization and position embeddings included) this is the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional
 
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
@@ -18,7 +18,7 @@ from tfrec.compression import graph
 _quantize = tfmot.quantization.keras
 
 
-class EmbeddingQuantizeConfig(_quantize.QuantizeConfig):
+class EmbeddingQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """Fake-quantizes an `Embedding` table to 8 bits (weights only; TF-MOT has no default).
 
     Per-tensor symmetric, like TFLite's int8 tables; the looked-up rows are not quantized again.
@@ -28,30 +28,40 @@ class EmbeddingQuantizeConfig(_quantize.QuantizeConfig):
             `PrunePreserveDefaultWeightsQuantizer`). Defaults to False.
     """
 
-    def __init__(self, preserve_sparsity: bool = False):
+    def __init__(self, preserve_sparsity: bool = False) -> None:
         self.preserve_sparsity = preserve_sparsity
 
-    def get_weights_and_quantizers(self, layer):
+    def get_weights_and_quantizers(
+        self, layer: tf.keras.layers.Embedding
+    ) -> list[tuple[tf.Variable, tfmot.quantization.keras.quantizers.Quantizer]]:
         quantizer_class = _quantize.quantizers.LastValueQuantizer
         if self.preserve_sparsity:
             quantizer_class = prune_preserve.PrunePreserveDefaultWeightsQuantizer
         quantizer = quantizer_class(num_bits=8, per_axis=False, symmetric=True, narrow_range=True)
         return [(layer.embeddings, quantizer)]
 
-    def get_activations_and_quantizers(self, layer):
+    def get_activations_and_quantizers(
+        self, layer: tf.keras.layers.Embedding
+    ) -> list[tuple[Callable, tfmot.quantization.keras.quantizers.Quantizer]]:
         return []
 
-    def set_quantize_weights(self, layer, quantize_weights):
+    def set_quantize_weights(
+        self, layer: tf.keras.layers.Embedding, quantize_weights: list[tf.Tensor]
+    ) -> None:
         # The wrapper calls the layer with the fake-quantized table in place of the variable.
         layer.embeddings = quantize_weights[0]
 
-    def set_quantize_activations(self, layer, quantize_activations):
+    def set_quantize_activations(
+        self, layer: tf.keras.layers.Embedding, quantize_activations: list[Callable]
+    ) -> None:
         pass
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(
+        self, layer: tf.keras.layers.Embedding
+    ) -> list[tfmot.quantization.keras.quantizers.Quantizer]:
         return []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"preserve_sparsity": self.preserve_sparsity}
 
 
@@ -59,12 +69,12 @@ class _PrunePreserveRegistry(prune_preserve.Default8bitPrunePreserveQuantizeRegi
     # TF-MOT's registry claims every weightless layer (e.g. a `TFOpLambda` feeding an annotated
     # layer) and then fails in the default registry: "`get_quantize_config()` called on an
     # unsupported layer <class '...TFOpLambda'>". Claim only what both registries support.
-    def supports(self, layer):
+    def supports(self, layer: tf.keras.layers.Layer) -> bool:
         return _default_8bit_supported(layer) and super().supports(layer)
 
 
 class _PrunePreserveScheme(tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme):
-    def get_quantize_registry(self):
+    def get_quantize_registry(self) -> _PrunePreserveRegistry:
         return _PrunePreserveRegistry()
 
 
@@ -128,7 +138,9 @@ def quantize_aware(
     """
     graph.check_functional(model)
 
-    def annotate(copy, original):
+    def annotate(
+        copy: tf.keras.layers.Layer, original: tf.keras.layers.Layer
+    ) -> tf.keras.layers.Layer:
         if layer_filter is not None and not layer_filter(original):
             return copy
         if isinstance(original, tf.keras.layers.Embedding):
@@ -147,7 +159,9 @@ def quantize_aware(
         return _apply(graph.rebuild(model, annotate, flatten=True), model, preserve_sparsity)
 
 
-def _apply(annotated: tf.keras.Model, model: tf.keras.Model, preserve_sparsity: bool):
+def _apply(
+    annotated: tf.keras.Model, model: tf.keras.Model, preserve_sparsity: bool
+) -> tf.keras.Model:
     if not any(isinstance(x, quantize_annotate.QuantizeAnnotate) for x in annotated.layers):
         raise ValueError(
             f"`model` `{model.name}` has no layer TF-MOT can quantize (e.g. Dense, Embedding); "
@@ -160,6 +174,10 @@ def _apply(annotated: tf.keras.Model, model: tf.keras.Model, preserve_sparsity: 
         return _quantize.quantize_apply(annotated, scheme)
 
 
-def scope():
-    """`quantize_scope` with this module's configs: use it to load a saved QAT Keras model."""
+def scope() -> tf.keras.utils.CustomObjectScope:
+    """`quantize_scope` with this module's configs: use it to load a saved QAT Keras model.
+
+    Returns:
+        A context manager (`tf.keras.utils.CustomObjectScope`) for `tf.keras.models.load_model`.
+    """
     return _quantize.quantize_scope({"EmbeddingQuantizeConfig": EmbeddingQuantizeConfig})

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tfrec import config as config_lib
 from tfrec import inference
 from tfrec.compression import (
     artifacts,
@@ -22,10 +28,25 @@ from tfrec.compression import (
     variants,
 )
 from tfrec.compression import report as report_lib
+from tfrec.data import prepared as prepared_lib
+
+if TYPE_CHECKING:  # imported where used: the ranking package is optional
+    from tfrec.models import retrieval
+    from tfrec.training import workdir as workdir_lib
+
+# A feed: raw feature batch -> what the cut network (or flatbuffer) takes.
+Feed = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
-def available(workdir) -> bool:
-    """True when the ranking package can load a ranker and `workdir` holds a trained one."""
+def available(workdir: os.PathLike | str) -> bool:
+    """True when the ranking package can load a ranker and `workdir` holds a trained one.
+
+    Args:
+        workdir: str or path-like. A trained run.
+
+    Returns:
+        bool.
+    """
     if importlib.util.find_spec("tfrec.ranking.training") is None:
         return False
     from tfrec.ranking import training
@@ -33,14 +54,20 @@ def available(workdir) -> bool:
     return training.has_ranker(workdir)
 
 
-def _datasets(config, workdir, prepared, retrieval_model, heads):
+def _datasets(
+    config: config_lib.Config,
+    workdir: Path,
+    prepared: prepared_lib.PreparedData,
+    retrieval_model: retrieval.RetrievalModel,
+    heads: Sequence[str],
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     from tfrec.models import repeat_prior
     from tfrec.ranking import dataset, sampling, training
     from tfrec.training import workdir as workdir_lib
 
     item_vectors = inference.item_embeddings(retrieval_model.candidate_model, prepared.table)
     prior = repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior)
-    common = dict(
+    common: dict[str, Any] = dict(
         retrieval_model=retrieval_model, heads=heads, item_vectors=item_vectors, prior=prior
     )
     seed, split = config.train.seed, prepared.split
@@ -73,14 +100,23 @@ def _datasets(config, workdir, prepared, retrieval_model, heads):
     return train, test
 
 
-def _prunable(layer) -> bool:
+def _prunable(layer: tf.keras.layers.Layer) -> bool:
     # A frozen layer (the item-vector table copied from the retrieval tower) is not the ranker's
     # to prune: zeroing it would change the items' meaning with no fine-tuning to compensate.
     # DCN's `Cross(x0, x)` takes two inputs; `graph.rebuild` passes the second by name.
     return layer.trainable
 
 
-def _fine_tune(network, teacher, heads, loss_weights, data, steps, rate, cbs=()):
+def _fine_tune(
+    network: tf.keras.Model,
+    teacher: tf.keras.Model,
+    heads: Sequence[str],
+    loss_weights: Mapping[str, float],
+    data: tf.data.Dataset,
+    steps: int,
+    rate: float,
+    cbs: Iterable[tf.keras.callbacks.Callback] = (),
+) -> None:
     """Fine-tunes `network` in place by distillation from `teacher` (`distill.DistilledRanker`).
 
     Labels are not used: like the towers' (see `tfrec.compression.distill`), the compressed
@@ -99,7 +135,9 @@ def _fine_tune(network, teacher, heads, loss_weights, data, steps, rate, cbs=())
     model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=list(cbs), verbose=0)
 
 
-def _auc(outputs_fn, test, heads) -> dict:
+def _auc(
+    outputs_fn: Callable[[Any], Mapping[str, Any]], test: tf.data.Dataset, heads: Sequence[str]
+) -> dict[str, Any]:
     from tfrec.ranking import metrics
 
     labels, outputs = [], []
@@ -112,8 +150,35 @@ def _auc(outputs_fn, test, heads) -> dict:
     return {"auc": float(np.mean(aucs)) if aucs else None, "per_head": per_head}
 
 
-def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, out, calls, batch):
-    """Ranker variants measured like the towers; returns name -> variant dict (`ranker_*`)."""
+def compress(
+    config: config_lib.Config,
+    wd: workdir_lib.Workdir,
+    prepared: prepared_lib.PreparedData,
+    retrieval_model: retrieval.RetrievalModel,
+    targets: Sequence[float],
+    steps: int,
+    qat_steps: int,
+    out: Path,
+    calls: int,
+    batch: int,
+) -> dict[str, dict[str, Any]]:
+    """Ranker variants measured like the towers; returns name -> variant dict (`ranker_*`).
+
+    Args:
+        config: Config. The run config.
+        wd: Workdir. The run holding the trained ranker.
+        prepared: PreparedData. The run's data.
+        retrieval_model: RetrievalModel. The trained retrieval model feeding the ranker.
+        targets: sequence of float. Pruning targets in (0, 1).
+        steps: int. Fine-tuning steps of each pruned variant.
+        qat_steps: int. Fine-tuning steps of the QAT variant.
+        out: Path. The compression directory variants are written to.
+        calls: int. Timed calls per variant and batch size.
+        batch: int. Size of the batched-latency request.
+
+    Returns:
+        Variant name -> variant dict, as `compress_workdir` reports them.
+    """
     from tfrec.ranking import training
 
     ranker = training.load_ranker(config, wd.root, prepared, retrieval_model)
@@ -121,8 +186,10 @@ def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, o
     train, test = _datasets(config, wd.root, prepared, retrieval_model, heads)
     rate = config.ranking.learning_rate
     networks = {"ranker_float32": ranker.network}
-    notes: dict = {"ranker_float32": ["the trained ranking network (best checkpoint)"]}
-    sparsity: dict = {}
+    notes: dict[str, list[str]] = {
+        "ranker_float32": ["the trained ranking network (best checkpoint)"]
+    }
+    sparsity: dict[str, dict[str, Any]] = {}
     end_step, frequency = variants.schedule(steps)
     for target in targets:
         name = f"ranker_pruned_{round(target * 100):d}"
@@ -166,7 +233,8 @@ def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, o
         "weights (simulated int8)"
     ]
 
-    found, runners = {}, {}
+    found: dict[str, dict[str, Any]] = {}
+    runners: dict[str, Callable[..., Mapping[str, Any]]] = {}
     for name, network in networks.items():
         path = out / name / "1"
         int8_savedmodel.save(int8_savedmodel.Int8Model(network, quantize=False), path)
@@ -185,7 +253,7 @@ def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, o
             "sparsity": sparsity.get(name, {"overall": None, "per_weight": {}, "unpruned": []}),
             "notes": notes[name],
         }
-        found[name]["quality"] = _auc(lambda f, fn=fn: fn(**f), test, heads)
+        found[name]["quality"] = _auc(_by_keywords(fn), test, heads)
     tfl = _tflite(ranker.network, train, out, wd, found, test, heads)
     runners.update(tfl)
     features = next(iter(test))[0]
@@ -195,7 +263,7 @@ def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, o
     }
     timed = report_lib.measure_latency(
         {
-            (n, key): (lambda fn=fn, b=b: fn(**b))
+            (n, key): functools.partial(fn, **b)
             for n, fn in runners.items()
             for key, b in requests.items()
         },
@@ -208,6 +276,13 @@ def compress(config, wd, prepared, retrieval_model, targets, steps, qat_steps, o
         if found[name]["format"] == "savedmodel":
             found[name]["size"]["parts"] = sizes.savedmodel_parts(wd.root / found[name]["path"])
     return found
+
+
+def _by_keywords(
+    fn: Callable[..., Mapping[str, Any]],
+) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """`fn` taking a feature dict as its keyword arguments, as a signature takes features."""
+    return lambda features: fn(**features)
 
 
 def _conversion_error(error: Exception) -> str:
@@ -249,20 +324,25 @@ class _TFLiteRanker:
         heads: list of str. Output columns, in order.
     """
 
-    def __init__(self, blob: bytes, feed, heads):
+    def __init__(self, blob: bytes, feed: Feed, heads: Sequence[str]) -> None:
         self.blob, self.feed, self.heads = blob, feed, list(heads)
         self._runners = {0: tflite.TFLiteRunner(blob)}
         self.mode = self._runners[0].mode
 
-    def __call__(self, **features) -> dict:
+    def __call__(self, **features: Any) -> dict[str, np.ndarray]:
         size = int(np.shape(next(iter(features.values())))[0])
         if size not in self._runners:
             self._runners[size] = tflite.TFLiteRunner(self.blob)
-        got = np.reshape(self._runners[size].predict(self.feed(features)), [-1, len(self.heads)])
+        outputs = self._runners[size].predict(self.feed(features))
+        if isinstance(outputs, dict):
+            raise ValueError(
+                f"`blob` must have one `[batch, heads]` output, received outputs {sorted(outputs)}"
+            )
+        got = np.reshape(outputs, [-1, len(self.heads)])
         return {h: got[:, i] for i, h in enumerate(self.heads)}
 
 
-def _code_string_ids(model: tf.keras.Model, feed) -> tuple:
+def _code_string_ids(model: tf.keras.Model, feed: Feed) -> tuple[tf.keras.Model, Feed]:
     """The cut ranker taking int64 codes for its raw string ids, and the feed that codes them.
 
     The TFLite calibrator mishandles string inputs: calibrating the tiny ranker, its
@@ -286,8 +366,8 @@ def _code_string_ids(model: tf.keras.Model, feed) -> tuple:
         return model, feed
     coded = graph.rebuild(model, input_dtypes={n: tf.int64 for n in strings})
 
-    def coded_feed(features: dict) -> dict:
-        fed, codes = feed(features), {}
+    def coded_feed(features: Mapping[str, Any]) -> dict[str, Any]:
+        fed, codes = feed(features), dict[Any, int]()
         for name in strings:
             values = np.asarray(fed[name])
             flat = [v.encode() if isinstance(v, str) else v for v in values.ravel().tolist()]
@@ -298,7 +378,7 @@ def _code_string_ids(model: tf.keras.Model, feed) -> tuple:
     return coded, coded_feed
 
 
-def _gather_once(model: tf.keras.Model, feed) -> tuple:
+def _gather_once(model: tf.keras.Model, feed: Feed) -> tuple[tf.keras.Model, Feed]:
     """The cut ranker gathering each shared embedding table once, and the feed for it.
 
     The TFLite quantizer gives each GATHER its own int8 scale, so a table called at two sites
@@ -348,7 +428,7 @@ def _gather_once(model: tf.keras.Model, feed) -> tuple:
             fed_to_core[graph.cut_input_name(name, i)] = tf.reshape(part, shape)
     merged_model = tf.keras.Model(inputs, core(fed_to_core), name=model.name)
 
-    def merged_feed(features: dict) -> dict:
+    def merged_feed(features: Mapping[str, Any]) -> dict[str, Any]:
         fed = feed(features)
         for name, ids in sources.items():
             arrays = [np.asarray(fed[x._keras_history.layer.name]) for x in ids]
@@ -359,14 +439,16 @@ def _gather_once(model: tf.keras.Model, feed) -> tuple:
     return merged_model, merged_feed
 
 
-def _stack_heads(model: tf.keras.Model, heads) -> tf.keras.Model:
+def _stack_heads(model: tf.keras.Model, heads: Sequence[str]) -> tf.keras.Model:
     """`model` with one `[batch, heads]` output in head order: TFLite renames a dict's outputs."""
     columns = [tf.keras.layers.Reshape((1,), name=f"{h}_column")(model.output[h]) for h in heads]
     stacked = tf.keras.layers.Concatenate(name="heads")(columns) if len(heads) > 1 else columns[0]
     return tf.keras.Model(model.input, stacked)
 
 
-def _convert(model, mode: str, calibration) -> tuple:
+def _convert(
+    model: tf.keras.Model, mode: str, calibration: list[dict[str, Any]]
+) -> tuple[Optional[bytes], Optional[str]]:
     """(flatbuffer, None) or (None, why `mode` failed)."""
     try:
         data = calibration if mode == "full_int8" else None
@@ -376,7 +458,9 @@ def _convert(model, mode: str, calibration) -> tuple:
         return None, f"`{mode}` conversion failed: {_conversion_error(e)}"
 
 
-def _evaluate(blob, feed, heads, test) -> tuple:
+def _evaluate(
+    blob: bytes, feed: Feed, heads: Sequence[str], test: tf.data.Dataset
+) -> tuple[Optional[_TFLiteRanker], Any]:
     """(runner, AUC dict) or (None, why inference failed: an int8 kernel refusing its input)."""
     runner = _TFLiteRanker(blob, feed, heads)
     try:
@@ -385,7 +469,9 @@ def _evaluate(blob, feed, heads, test) -> tuple:
         return None, f"`{runner.mode}` flatbuffer fails at inference: {str(e).strip()[:200]}"
 
 
-def _misses_targets(quality: dict, base: dict, size: int, base_size: int) -> list[str]:
+def _misses_targets(
+    quality: dict[str, Any], base: dict[str, Any], size: int, base_size: int
+) -> list[str]:
     """How a full-int8 ranker misses the int8 targets against the float TFLite one (if so).
 
     Args:
@@ -409,7 +495,15 @@ def _misses_targets(quality: dict, base: dict, size: int, base_size: int) -> lis
     return missed
 
 
-def _tflite(network, train, out, wd, found, test, heads) -> dict:
+def _tflite(
+    network: tf.keras.Model,
+    train: tf.data.Dataset,
+    out: Path,
+    wd: workdir_lib.Workdir,
+    found: dict[str, dict[str, Any]],
+    test: tf.data.Dataset,
+    heads: Sequence[str],
+) -> dict[str, _TFLiteRanker]:
     """Float and int8 TFLite rankers; returns name -> callable(**features) -> outputs dict.
 
     The lookups are cut out (`artifacts.tflite_ready`), so the flatbuffers hold no hash tables
@@ -432,7 +526,7 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
     if blob is None:
         found["ranker_float32"]["notes"].append(f"TFLite rankers missing: {failure}")
         return {}
-    callables = {}
+    callables: dict[str, _TFLiteRanker] = {}
     base, quality = _evaluate(blob, feed, heads, test)
     if base is None:
         raise RuntimeError(f"the float TFLite ranker fails at inference: {quality}")
@@ -446,13 +540,16 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
             f"{(auc - base_auc) / base_auc:+.2%} and {len(full[0].blob) / len(blob):.1%} of the "
             "size of the float flatbuffer, within the int8 targets"
         )
-        _record(found, callables, "ranker_int8_tflite", *full, out, wd, [why])
+        _record(found, callables, "ranker_int8_tflite", full[0], full[1], out, wd, [why])
         return callables
     if full is not None:
         why = f"not `ranker_int8_tflite`: it {' and '.join(reasons)}"
-        _record(found, callables, "ranker_int8_tflite_full", *full, out, wd, [why])
+        _record(found, callables, "ranker_int8_tflite_full", full[0], full[1], out, wd, [why])
     dynamic, failure = _convert(model, "dynamic_range", calibration)
-    runner, quality = (None, failure) if dynamic is None else _evaluate(dynamic, feed, heads, test)
+    evaluated: tuple[Optional[_TFLiteRanker], Any] = (
+        (None, failure) if dynamic is None else _evaluate(dynamic, feed, heads, test)
+    )
+    runner, quality = evaluated
     if runner is None:
         found["ranker_float32"]["notes"].append(
             f"`ranker_int8_tflite` missing: {'; '.join([*reasons, quality])}"
@@ -464,7 +561,15 @@ def _tflite(network, train, out, wd, found, test, heads) -> dict:
     return callables
 
 
-def _full_int8(model, calibration, feed, heads, test, base, base_quality) -> tuple:
+def _full_int8(
+    model: tf.keras.Model,
+    calibration: list[dict[str, Any]],
+    feed: Feed,
+    heads: Sequence[str],
+    test: tf.data.Dataset,
+    base: _TFLiteRanker,
+    base_quality: dict[str, Any],
+) -> tuple[Optional[tuple[_TFLiteRanker, dict[str, Any]]], list[str]]:
     """((runner, quality) or None, reasons it cannot be `ranker_int8_tflite`)."""
     blob, failure = _convert(model, "full_int8", calibration)
     if blob is None:
@@ -475,7 +580,16 @@ def _full_int8(model, calibration, feed, heads, test, base, base_quality) -> tup
     return (runner, quality), _misses_targets(quality, base_quality, len(blob), len(base.blob))
 
 
-def _record(found, callables, name, runner, quality, out, wd, notes) -> None:
+def _record(
+    found: dict[str, dict[str, Any]],
+    callables: dict[str, _TFLiteRanker],
+    name: str,
+    runner: _TFLiteRanker,
+    quality: dict[str, Any],
+    out: Path,
+    wd: workdir_lib.Workdir,
+    notes: list[str],
+) -> None:
     """Writes `runner`'s flatbuffer under `out / name` and its variant entry into `found`."""
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)

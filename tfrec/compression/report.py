@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 
 from tfrec import config as config_lib
 from tfrec.compression import report_markdown
+from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
+from tfrec.models import repeat_prior
 
 # Targets of the compression issue. Sizes are ratios to the float32 artifact of the same format.
 TARGETS = {
@@ -33,6 +36,8 @@ INT8_VARIANTS = (
 QUALITY_METRICS = ("recall@50", "ndcg@10")
 KS = (10, 50)
 
+Key = TypeVar("Key", bound=Hashable)
+
 
 class EvalContext:
     """The test split under the protocol of `tfrec evaluate`: relevant sets, exclusion, catalog.
@@ -48,7 +53,12 @@ class EvalContext:
         prior: RepeatPrior or None. The run's repeat prior; None measures the towers only.
     """
 
-    def __init__(self, prepared, exclude_seen: bool, prior=None):
+    def __init__(
+        self,
+        prepared: prepared_lib.PreparedData,
+        exclude_seen: bool,
+        prior: Optional[repeat_prior.RepeatPrior] = None,
+    ) -> None:
         test = prepared.test
         self.num_items = len(prepared.table.item_ids)
         self.relevant = [prepared.catalog_index(r) for r in test.relevant]
@@ -60,8 +70,12 @@ class EvalContext:
             prepared.catalog_index(test.history_item_ids) if prior is not None else None
         )
 
-    def metrics(self, queries: np.ndarray, items: np.ndarray) -> dict:
+    def metrics(self, queries: np.ndarray, items: np.ndarray) -> dict[str, Any]:
         """Recall@k, NDCG@k, MRR over all test queries: `queries @ items.T` on the full catalog.
+
+        Args:
+            queries: np.ndarray. Query embeddings `[test queries, dim]`, in test order.
+            items: np.ndarray. Item embeddings `[catalog items, dim]`, in catalog order.
 
         Returns:
             The towers' own metrics, plus under `served` those of the served score (towers +
@@ -74,15 +88,15 @@ class EvalContext:
                 f"dim], received {queries.shape} and {items.shape}"
             )
 
-        def towers(start, end):
+        def towers(start: int, end: int) -> np.ndarray:
             return queries[start:end] @ items.T
 
-        result = self._evaluate(towers)
-        if self.prior is not None:
+        result: dict[str, Any] = self._evaluate(towers)
+        if self.prior is not None and self.history_index is not None:
             result["served"] = self._evaluate(self.prior.apply(towers, self.history_index))
         return result
 
-    def _evaluate(self, score_fn) -> dict[str, float]:
+    def _evaluate(self, score_fn: protocol.ScoreFn) -> dict[str, float]:
         result = protocol.evaluate(
             score_fn, self.relevant, self.num_items, ks=self.ks, exclude=self.exclude
         )
@@ -101,27 +115,28 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def measure_latency(
-    calls: Mapping[str, Callable[[], Any]], num_calls: int, warmup: int = 3
-) -> dict[str, dict[str, float]]:
+    calls: Mapping[Key, Callable[[], Any]], num_calls: int, warmup: int = 3
+) -> dict[Key, dict[str, float]]:
     """Times every callable `num_calls` times, interleaved round-robin.
 
     Interleaving gives each variant the same share of a shared, noisy machine: a burst of
     load slows all of them, not only the one measured at that moment.
 
     Args:
-        calls: name -> zero-argument callable (one inference).
+        calls: key (a name, or e.g. a `(variant, batch)` tuple) -> zero-argument callable
+            (one inference).
         num_calls: int. Timed calls per callable.
         warmup: int. Untimed calls first (tracing, allocation). Defaults to 3.
 
     Returns:
-        name -> `percentiles`.
+        key -> `percentiles`.
     """
     if isinstance(num_calls, bool) or not isinstance(num_calls, int) or num_calls < 1:
         raise ValueError(f"`num_calls` must be an int >= 1, received {num_calls!r}")
     for fn in calls.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    times: dict[Key, list[float]] = {name: [] for name in calls}
     for _ in range(num_calls):
         for name, fn in calls.items():
             start = time.perf_counter()
@@ -130,7 +145,7 @@ def measure_latency(
     return {name: percentiles(t) for name, t in times.items()}
 
 
-def _ratio(value, base) -> Optional[float]:
+def _ratio(value: Optional[float], base: Optional[float]) -> Optional[float]:
     if value is None or base in (None, 0) or (isinstance(base, float) and math.isnan(base)):
         return None
     return float(value) / float(base)
@@ -139,7 +154,7 @@ def _ratio(value, base) -> Optional[float]:
 _NUMERIC = ("weights", "index")  # `sizes.savedmodel_parts` holding numbers, not graph or strings
 
 
-def add_ratios(variants: dict, baselines: Mapping[str, str]) -> None:
+def add_ratios(variants: dict[str, dict[str, Any]], baselines: Mapping[str, str]) -> None:
     """Adds size, latency and quality ratios of each variant to its baseline, in place.
 
     Args:
@@ -174,7 +189,7 @@ def add_ratios(variants: dict, baselines: Mapping[str, str]) -> None:
         variant["quality_relative_change"] = change
 
 
-def _relative_changes(quality: dict, base: dict) -> dict:
+def _relative_changes(quality: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return {
         metric: None
         if base.get(metric) in (None, 0)
@@ -184,7 +199,7 @@ def _relative_changes(quality: dict, base: dict) -> dict:
     }
 
 
-def check_targets(variants: dict) -> list[dict]:
+def check_targets(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with its measured value and whether it was met (missing variants: None).
 
     Besides the issue's targets, rows marked "(part)" measure the same target on the part of
@@ -192,13 +207,19 @@ def check_targets(variants: dict) -> list[dict]:
     (not its graph and string tables), the tower weights of a pruned one (not its dense item
     index); and "pruned weights reach the target" checks sparsity per weight after strip.
     """
-    out = []
+    out: list[dict[str, Any]] = []
 
-    def add(target, variant, measured, limit, met=None):
+    def add(
+        target: str,
+        variant: str,
+        measured: Optional[float],
+        limit: Optional[float],
+        met: Optional[bool] = None,
+    ) -> None:
         if variant not in variants or measured is None:
             out.append({"target": target, "variant": variant, "measured": None, "met": None})
             return
-        ok = measured <= limit if met is None else met
+        ok = met if met is not None else limit is not None and measured <= limit
         out.append({"target": target, "variant": variant, "measured": measured, "met": bool(ok)})
 
     for name in INT8_VARIANTS:
@@ -262,8 +283,16 @@ def check_targets(variants: dict) -> list[dict]:
     return out
 
 
-def write(report: dict, directory) -> tuple[Path, Path]:
-    """Writes `report.json` and `report.md` into `directory`; returns their paths."""
+def write(report: dict[str, Any], directory: os.PathLike | str) -> tuple[Path, Path]:
+    """Writes `report.json` and `report.md` into `directory`; returns their paths.
+
+    Args:
+        report: dict. The report `compress_workdir` builds.
+        directory: str or path-like. Created if needed.
+
+    Returns:
+        (path of `report.json`, path of `report.md`).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / "report.json", directory / "report.md"
@@ -272,7 +301,7 @@ def write(report: dict, directory) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def _json_default(o):
+def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 
-def _fmt(value, spec: str = ".4f") -> str:
+def _fmt(value: Any, spec: str = ".4f") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value, spec)
 
 
-def to_markdown(report: dict) -> str:
+def to_markdown(report: dict[str, Any]) -> str:
     """A human-readable version of the report (tables of sizes, quality, latency, targets)."""
     lines = [f"# Compression report: `{report['workdir']}`", ""]
     lines += [f"- {note}" for note in report["notes"]]

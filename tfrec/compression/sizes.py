@@ -7,7 +7,7 @@ import io
 import os
 import tarfile
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 
 def _gzip_size(data: bytes) -> int:
@@ -63,12 +63,12 @@ _INDEX_PREFIX = "candidates/"  # `int8_savedmodel.Int8Model`'s candidate index v
 _METADATA_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
-def _part(chunks: list) -> dict[str, int]:
+def _part(chunks: list[bytes]) -> dict[str, Any]:
     data = b"".join(chunks)
     return {"raw_bytes": len(data), "gzip_bytes": _gzip_size(data) if data else 0}
 
 
-def savedmodel_parts(path: Union[str, os.PathLike]) -> dict[str, dict]:
+def savedmodel_parts(path: Union[str, os.PathLike]) -> dict[str, dict[str, Any]]:
     """Where the bytes of a SavedModel go, each part with its raw and gzip size.
 
     Parts: `weights` (numeric variables but the index; `dtypes` gives raw bytes per dtype, e.g.
@@ -104,7 +104,7 @@ def savedmodel_parts(path: Union[str, os.PathLike]) -> dict[str, dict]:
             if tensor is not None and len(tensor.tensor_shape.dim) == 1:
                 tables.append(tensor.SerializeToString())
                 tensor.Clear()
-    chunks: dict[str, list] = {"weights": [], "index": [], "id_strings": []}
+    chunks: dict[str, list[bytes]] = {"weights": [], "index": [], "id_strings": []}
     dtypes: dict[str, int] = {}
     reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
     for key, dtype in sorted(reader.get_variable_to_dtype_map().items()):

@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -29,7 +29,7 @@ _OpsSet = tf.lite.OpsSet
 DEFAULT_FLOAT_OPS = ("BROADCAST_TO", "DIV")
 
 
-def _samples(representative_data: Iterable, limit: int):
+def _samples(representative_data: Iterable, limit: int) -> Iterator[Any]:
     """Yields single-example feeds (dict or list of arrays with batch 1) from batched data."""
     count = 0
     for item in representative_data:
@@ -44,7 +44,7 @@ def _samples(representative_data: Iterable, limit: int):
                 return
 
 
-def _converter(model_or_fn, trackable_obj):
+def _converter(model_or_fn: Any, trackable_obj: Optional[tf.Module]) -> tf.lite.TFLiteConverter:
     if isinstance(model_or_fn, tf.keras.Model):
         return tf.lite.TFLiteConverter.from_keras_model(model_or_fn)
     fn = model_or_fn
@@ -58,7 +58,7 @@ def _converter(model_or_fn, trackable_obj):
     return tf.lite.TFLiteConverter.from_concrete_functions([fn], trackable_obj)
 
 
-def _string_lookups_on_sequences(model_or_fn) -> list[str]:
+def _string_lookups_on_sequences(model_or_fn: Any) -> list[str]:
     """Lookup layers (or ops) of `model_or_fn` reading `[batch, n]` strings (see `to_tflite`)."""
     if isinstance(model_or_fn, tf.keras.Model):
         found = []
@@ -84,7 +84,7 @@ def _string_lookups_on_sequences(model_or_fn) -> list[str]:
 
 
 @contextlib.contextmanager
-def _converter_stderr_captured():
+def _converter_stderr_captured() -> Iterator[None]:
     """Keeps the converter's C++ diagnostics (MLIR dumps of many kB) off the terminal.
 
     They are written straight to file descriptor 2, below Python's `sys.stderr`; what matters
@@ -101,7 +101,7 @@ def _converter_stderr_captured():
             os.close(saved)
 
 
-def _quantize_with_float_ops(converter, float_ops: Sequence[str]) -> bytes:
+def _quantize_with_float_ops(converter: tf.lite.TFLiteConverter, float_ops: Sequence[str]) -> bytes:
     """Full-integer conversion that leaves the ops named in `float_ops` in float.
 
     TFLite's selective quantization: calibrate, then quantize with those ops deny-listed
@@ -183,6 +183,7 @@ def to_tflite(
                 "cut the lookups out with `graph.rebuild(model, cut=...)` or use "
                 "`mode='dynamic_range'`"
             )
+    calibration: Iterable = () if representative_data is None else representative_data
     extra = [_OpsSet.SELECT_TF_OPS] if allow_select_tf_ops else []
     int8, builtins = _OpsSet.TFLITE_BUILTINS_INT8, _OpsSet.TFLITE_BUILTINS
     # (ops sets, ops kept in float): tried in order until one converts.
@@ -192,7 +193,7 @@ def to_tflite(
         attempts = [([int8], ()), ([int8, builtins], ())]
     else:
         attempts = [([builtins], ())]
-    errors = []
+    errors: list[str] = []
     for ops, keep_float in attempts:
         converter = _converter(model_or_concrete_fn, trackable_obj)
         converter.target_spec.supported_ops = ops + extra
@@ -200,7 +201,7 @@ def to_tflite(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode == "full_int8":
             converter.representative_dataset = lambda: _samples(
-                representative_data, num_calibration_samples
+                calibration, num_calibration_samples
             )
         try:
             if keep_float:
@@ -243,7 +244,7 @@ class TFLiteRunner:
         model_bytes: bytes,
         signature_key: Optional[str] = None,
         num_threads: Optional[int] = None,
-    ):
+    ) -> None:
         if not isinstance(model_bytes, (bytes, bytearray)) or not model_bytes:
             raise ValueError(
                 f"`model_bytes` must be a non-empty TFLite flatbuffer, received "
@@ -290,7 +291,7 @@ class TFLiteRunner:
             raise ValueError(
                 f"`inputs` must have keys {self.input_names}, received {sorted(inputs)}"
             )
-        feed = collections.OrderedDict()
+        feed: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         for name in self.input_names:
             value = inputs[name]
             value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)

@@ -8,7 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 
-def _op_details(model_bytes: bytes):
+def _op_details(
+    model_bytes: bytes,
+) -> tuple[list[tuple[str, list[int], list[int]]], dict[int, str], set[int]]:
     resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = tf.lite.Interpreter(
         model_content=model_bytes, experimental_op_resolver_type=resolver

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import tensorflow as tf
 
@@ -11,6 +12,7 @@ from tfrec import config as config_lib
 from tfrec import errors, features
 from tfrec.compression import distill, pruning, qat
 from tfrec.data import pipeline
+from tfrec.data import prepared as prepared_lib
 
 # Distillation pulls the copy towards the trained towers, so it can fine-tune at the run's own
 # rate: on UCI, 200 steps at the full rate kept 50%-pruned towers within 1% of float32, where
@@ -36,15 +38,22 @@ class Towers:
 
     query: tf.keras.Model
     candidate: tf.keras.Model
-    sparsity: dict = dataclasses.field(default_factory=dict)
-    unpruned: list = dataclasses.field(default_factory=list)
+    sparsity: dict[str, float] = dataclasses.field(default_factory=dict)
+    unpruned: list[str] = dataclasses.field(default_factory=list)
     fine_tune_steps: int = 0
-    notes: list = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     target: Optional[float] = None
 
 
-def check_sparsity(target) -> float:
-    """The target as a float, or a ConfigError naming `sparsity` before any work starts."""
+def check_sparsity(target: Any) -> float:
+    """The target as a float, or a ConfigError naming `sparsity` before any work starts.
+
+    Args:
+        target: float, or anything `float()` reads (as given on the command line).
+
+    Returns:
+        float in (0, 1).
+    """
     try:
         value = float(target)
     except (TypeError, ValueError):
@@ -57,8 +66,15 @@ def check_sparsity(target) -> float:
     return value
 
 
-def check_steps(steps) -> int:
-    """Fine-tuning steps as an int >= 2 (a pruning schedule needs a step after its end)."""
+def check_steps(steps: Any) -> int:
+    """Fine-tuning steps as an int >= 2 (a pruning schedule needs a step after its end).
+
+    Args:
+        steps: int. Anything else is a ConfigError naming `fine_tune_steps`.
+
+    Returns:
+        `steps`.
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise errors.ConfigError(f"`fine_tune_steps` must be an int >= 2, received {steps!r}")
     return steps
@@ -74,7 +90,9 @@ def schedule(steps: int) -> tuple[int, int]:
     return end_step, frequency
 
 
-def training_dataset(config: config_lib.Config, prepared, seed_offset: int = 1) -> tf.data.Dataset:
+def training_dataset(
+    config: config_lib.Config, prepared: prepared_lib.PreparedData, seed_offset: int = 1
+) -> tf.data.Dataset:
     """The training pipeline of `tfrec train` (repeated), reshuffled with another seed."""
     tc = config.train
     return pipeline.retrieval_dataset(
@@ -92,12 +110,12 @@ def training_dataset(config: config_lib.Config, prepared, seed_offset: int = 1) 
 
 def fine_tune(
     config: config_lib.Config,
-    prepared,
+    prepared: prepared_lib.PreparedData,
     query: tf.keras.Model,
     candidate: tf.keras.Model,
     teacher: Towers,
     steps: int,
-    callbacks: Optional[list] = None,
+    callbacks: Optional[list[tf.keras.callbacks.Callback]] = None,
 ) -> float:
     """Trains `query` and `candidate` in place for `steps` steps to score like `teacher`.
 
@@ -124,7 +142,7 @@ def fine_tune(
 
 def pruned(
     config: config_lib.Config,
-    prepared,
+    prepared: prepared_lib.PreparedData,
     towers: Towers,
     target: float,
     steps: int,
@@ -145,14 +163,14 @@ def pruned(
     """
     target, steps = check_sparsity(target), check_steps(steps)
     end_step, frequency = schedule(steps)
-    kwargs = dict(end_step=end_step, frequency=frequency)
-    query = pruning.prune(towers.query, target, **kwargs)
-    candidate = pruning.prune(towers.candidate, target, **kwargs)
+    query = pruning.prune(towers.query, target, end_step=end_step, frequency=frequency)
+    candidate = pruning.prune(towers.candidate, target, end_step=end_step, frequency=frequency)
     names = {"query": pruning.pruned_weight_names(query)}
     names["candidate"] = pruning.pruned_weight_names(candidate)
     fine_tune(config, prepared, query, candidate, towers, steps, pruning.callbacks(log_dir))
     stripped = {"query": pruning.strip(query), "candidate": pruning.strip(candidate)}
-    sparsity, unpruned = {}, []
+    sparsity: dict[str, float] = {}
+    unpruned: list[str] = []
     for side, model in stripped.items():
         measured = pruning.measure_sparsity(model)
         weights = pruning.named_weights(model)
@@ -179,7 +197,7 @@ def pruned(
 
 def quantize_aware(
     config: config_lib.Config,
-    prepared,
+    prepared: prepared_lib.PreparedData,
     towers: Towers,
     steps: int,
     preserve_sparsity: bool = False,
@@ -207,7 +225,7 @@ def quantize_aware(
     query = qat.quantize_aware(towers.query, preserve_sparsity=preserve_sparsity)
     candidate = qat.quantize_aware(towers.candidate, preserve_sparsity=preserve_sparsity)
     fine_tune(config, prepared, query, candidate, teacher or towers, steps)
-    sparsity = {}
+    sparsity: dict[str, float] = {}
     notes = [
         f"fake-quant 8-bit QAT fine-tuned {steps} steps by distillation (in-batch KL to the "
         "unquantized float32 towers' scores); weights stay float32 (simulated int8)"
@@ -228,7 +246,7 @@ def quantize_aware(
     return Towers(query, candidate, sparsity, list(towers.unpruned), steps, notes, target)
 
 
-def sparsity_summary(towers: Towers) -> dict:
+def sparsity_summary(towers: Towers) -> dict[str, Any]:
     """What a report says about a variant's zeros: whole towers, pruned weights, per weight.
 
     Returns:
@@ -253,6 +271,6 @@ def sparsity_summary(towers: Towers) -> dict:
     }
 
 
-def query_features(batch: dict) -> dict:
+def query_features(batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """The query-tower inputs of a training batch."""
     return {name: batch[name] for name in features.QUERY_FEATURES}

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Optional
 
 from tfrec import config as config_lib
 from tfrec import console
@@ -28,7 +30,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_uci_load() -> dict:
+def bench_uci_load() -> dict[str, Any]:
     """Full UCI file: load and clean, then build examples and one pass of the tf.data pipeline."""
     from tfrec.data import online_retail
 
@@ -62,7 +64,7 @@ def bench_uci_load() -> dict:
     }
 
 
-def bench_train_throughput(steps: int = 60) -> dict:
+def bench_train_throughput(steps: int = 60) -> dict[str, Any]:
     """Training examples/s on CPU: tfrec's model vs the id-only two-tower, same data and run."""
     import tensorflow as tf
 
@@ -72,7 +74,7 @@ def bench_train_throughput(steps: int = 60) -> dict:
 
     cfg = config_lib.load(str(ROOT / "configs" / "demo.yaml"))
     prepared = prepared_lib.prepare(cfg)
-    out = {}
+    out: dict[str, float] = {}
     for kind in ("id_two_tower", "tfrec"):
         tf.keras.utils.set_random_seed(0)
         model = trainer.build_model(cfg, prepared, kind)
@@ -100,7 +102,7 @@ def bench_train_throughput(steps: int = 60) -> dict:
     }
 
 
-def bench_serving(output: str) -> dict:
+def bench_serving(output: str) -> dict[str, Any]:
     """`tfrec bench serving` with its defaults: writes serving.json and serving.md to `output`.
 
     Trains the `make demo` model (configs/demo.yaml, one epoch per stage: latency does not
@@ -109,7 +111,7 @@ def bench_serving(output: str) -> dict:
     from tfrec.pipelines import bench_serving as bench
 
     results = bench.run(output=output)
-    summary = {"cells": len(results["cells"]), "seconds": results["seconds_total"]}
+    summary: dict[str, Any] = {"cells": len(results["cells"]), "seconds": results["seconds_total"]}
     for t in results["targets"]:
         key = f"{t['signature']}_p99_ms_{t['items'] // 1000}k_grpc"
         summary[key] = t["measured_p99_ms"]
@@ -120,7 +122,7 @@ def bench_serving(output: str) -> dict:
     return summary
 
 
-BENCHMARKS = {
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "uci_load": bench_uci_load,
     "train_throughput": bench_train_throughput,
     "serving": bench_serving,
@@ -128,7 +130,7 @@ BENCHMARKS = {
 NEEDS_OUTPUT = {"serving"}  # benchmarks that write their own files into --output
 
 
-def _run_child(name: str, output: str) -> dict:
+def _run_child(name: str, output: str) -> dict[str, Any]:
     # stderr is passed through as it comes (progress), keeping its tail for the error message.
     proc = subprocess.Popen(
         [sys.executable, "-m", "tfrec.pipelines.bench", "--child", name, "--output", output],
@@ -137,10 +139,13 @@ def _run_child(name: str, output: str) -> dict:
         text=True,
         cwd=ROOT,
     )
-    tail: collections.deque = collections.deque(maxlen=1)
+    tail: collections.deque[str] = collections.deque(maxlen=1)
+    # Both are pipes (PIPE above), never None.
+    assert proc.stderr is not None and proc.stdout is not None
+    stderr = proc.stderr
 
     def relay() -> None:
-        for line in proc.stderr:
+        for line in stderr:
             sys.stderr.write(line)
             sys.stderr.flush()
             if line.strip():
@@ -156,7 +161,7 @@ def _run_child(name: str, output: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _table(results: dict) -> str:
+def _table(results: dict[str, Any]) -> str:
     lines = ["| benchmark | metric | value |", "|---|---|---|"]
     for name, values in results["benchmarks"].items():
         for key, value in values.items():
@@ -164,7 +169,15 @@ def _table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the benchmarks (each in a child process) and writes bench.json and bench.md.
+
+    Args:
+        argv: sequence of str or None. Command-line arguments; defaults to `sys.argv[1:]`.
+
+    Returns:
+        The exit code: 1 if a benchmark failed, else 0.
+    """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default="bench-results")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS))
@@ -175,7 +188,7 @@ def main(argv=None) -> int:
         print(json.dumps(run(args.output) if args.child in NEEDS_OUTPUT else run()))
         return 0
     names = args.only or list(BENCHMARKS)
-    results = {
+    results: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
             "cpus": __import__("os").cpu_count(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
@@ -15,16 +16,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from tfrec import config as config_lib
-from tfrec import errors
+from tfrec import errors, features
 from tfrec.serving import bench_report, loadtest
 from tfrec.serving import client as client_lib
+
+if TYPE_CHECKING:  # imported where used: they load TensorFlow, which `--help` does not need
+    from tfrec.exporting import index as index_lib
+    from tfrec.pipelines import export as export_run
 
 DEFAULT_ITEMS = (10_000, 100_000, 1_000_000)
 DEFAULT_SECONDS = 6.0
@@ -92,8 +97,15 @@ def parse_items(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def check_seconds(seconds) -> float:
-    """`seconds` as a float in (0, MAX_SECONDS], else ConfigError."""
+def check_seconds(seconds: Any) -> float:
+    """`seconds` as a float in (0, MAX_SECONDS], else ConfigError.
+
+    Args:
+        seconds: float, or anything `float()` reads (as given on the command line).
+
+    Returns:
+        float.
+    """
     try:
         value = float(seconds)
     except (TypeError, ValueError):
@@ -108,14 +120,21 @@ def check_seconds(seconds) -> float:
 
 def plan(
     items: Sequence[int], with_recommend: bool = True, full_grid_max: int = FULL_GRID_MAX_ITEMS
-) -> tuple[list, list]:
+) -> tuple[list[tuple[int, bool, list[Cell]]], list[str]]:
     """Cells grouped by server run, and what was skipped (with why).
+
+    Args:
+        items: sequence of int. Catalog sizes.
+        with_recommend: bool. Measure the `recommend` signature too. Defaults to True.
+        full_grid_max: int. Largest catalog measured on the full grid. Defaults to
+            FULL_GRID_MAX_ITEMS.
 
     Returns:
         `(groups, skipped)`: groups is a list of `(items, batching, [Cell])`, one server each.
     """
     signatures = ("retrieve", "recommend") if with_recommend else ("retrieve",)
-    groups, skipped = [], []
+    groups: list[tuple[int, bool, list[Cell]]] = []
+    skipped: list[str] = []
     if not with_recommend:
         skipped.append("recommend: the workdir has no trained ranker, so the export has none")
     for n in items:
@@ -137,10 +156,20 @@ def plan(
 # -- synthetic catalogs and their exports ------------------------------------------------------
 
 
-def synthetic_index(trained, num_items: int, seed: int = 0):
+def synthetic_index(
+    trained: export_run.Trained, num_items: int, seed: int = 0
+) -> index_lib.ItemIndex:
     """`num_items` items `syn-0000001`...: random unit vectors of the model's dimension.
 
     Categories and prices are drawn from the trained catalog, so the ranker sees real values.
+
+    Args:
+        trained: export.Trained. The loaded run.
+        num_items: int. Catalog size.
+        seed: int. Random seed. Defaults to 0.
+
+    Returns:
+        An ItemIndex of `num_items` synthetic items.
     """
     from tfrec.exporting import index as index_lib
 
@@ -157,8 +186,19 @@ def synthetic_index(trained, num_items: int, seed: int = 0):
     )
 
 
-def build_export(workdir, trained, index, export_dir) -> dict:
+def build_export(
+    workdir: os.PathLike | str,
+    trained: export_run.Trained,
+    index: index_lib.ItemIndex,
+    export_dir: os.PathLike | str,
+) -> dict[str, float]:
     """Writes MAIN (`tfrec export` of `index`, no text model), F32 and INT8 into `export_dir`.
+
+    Args:
+        workdir: str or path-like. The trained run.
+        trained: export.Trained. The loaded run.
+        index: ItemIndex. The catalog to export.
+        export_dir: str or path-like. Folder of the three models.
 
     Returns:
         dict model name -> size of its version folder in MB.
@@ -167,21 +207,21 @@ def build_export(workdir, trained, index, export_dir) -> dict:
     from tfrec.exporting import writer
     from tfrec.pipelines import export as export_run
 
-    export_dir = Path(export_dir)
+    out = Path(export_dir)
     ids = list(index.item_ids)
     for name, quantize in ((F32, False), (INT8, True)):
         module = int8_savedmodel.Int8Model(
             trained.query_model, candidates=index.vectors, candidate_ids=ids, k=K, quantize=quantize
         )
-        writer.write_atomically(
-            export_dir / name, 1, lambda tmp, m=module: int8_savedmodel.save(m, tmp)
-        )
+
+        def fill(tmp: Path, module: int8_savedmodel.Int8Model = module) -> None:
+            int8_savedmodel.save(module, tmp)
+
+        writer.write_atomically(out / name, 1, fill)
     # Last, so the models.config it writes lists all three models.
     catalog = dataclasses.replace(trained, catalog=index)
-    export_run.export(workdir, export_dir, version=1, with_text=False, trained=catalog)
-    return {
-        name: round(_folder_bytes(export_dir / name / "1") / 2**20, 1) for name in (MAIN, F32, INT8)
-    }
+    export_run.export(workdir, out, version=1, with_text=False, trained=catalog)
+    return {name: round(_folder_bytes(out / name / "1") / 2**20, 1) for name in (MAIN, F32, INT8)}
 
 
 def _folder_bytes(path: Path) -> int:
@@ -191,8 +231,23 @@ def _folder_bytes(path: Path) -> int:
 # -- requests ----------------------------------------------------------------------------------
 
 
-def request_rows(spec, item_ids, count: int = REQUEST_POOL, seed: int = 0) -> list[dict]:
-    """`count` single-user requests: known users, 1..max_history recent synthetic items."""
+def request_rows(
+    spec: features.FeatureSpec,
+    item_ids: np.ndarray | Sequence[str],
+    count: int = REQUEST_POOL,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """`count` single-user requests: known users, 1..max_history recent synthetic items.
+
+    Args:
+        spec: FeatureSpec. The run's users, event types and history length.
+        item_ids: array or sequence of str. Items the histories are drawn from.
+        count: int. Requests to make. Defaults to REQUEST_POOL.
+        seed: int. Random seed. Defaults to 0.
+
+    Returns:
+        List of request rows (`user_id`, `history_item_ids`, ... as `inputs_for` reads).
+    """
     rng = np.random.default_rng(seed)
     users = list(spec.users) or ["u"]
     types = [t for t in spec.event_types if t] or ["view"]
@@ -215,20 +270,23 @@ def request_rows(spec, item_ids, count: int = REQUEST_POOL, seed: int = 0) -> li
     return rows
 
 
-def _shape(info: dict) -> list[int]:
+def _shape(info: dict[str, Any]) -> list[int]:
     return [int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", [])]
 
 
-def inputs_for(signature: dict, row: dict, signature_name: str = "?") -> dict:
+def inputs_for(
+    signature: dict[str, Any], row: dict[str, Any], signature_name: str = "?"
+) -> dict[str, Any]:
     """A one-row request for `signature` (model metadata), shaped as the signature declares.
 
     `k` and `exclude_recent` are sent as scalars or as [1] vectors, whichever is declared;
     fixed-width history inputs are padded with "" or truncated.
     """
     fills = dict(row, k=K, exclude_recent=False, query_text="")
-    found = {}
+    found: dict[str, Any] = {}
     for name, info in signature.get("inputs", {}).items():
         shape = _shape(info)
+        value: Any
         if name == "query_token_ids":
             value = [0] * max(shape[-1], 0)
         elif name in fills:
@@ -245,7 +303,7 @@ def inputs_for(signature: dict, row: dict, signature_name: str = "?") -> dict:
     return found
 
 
-def batchable(signature: dict) -> bool:
+def batchable(signature: dict[str, Any]) -> bool:
     """Whether a batching server can merge requests to it: every tensor has a free batch dim."""
     infos = list(signature.get("inputs", {}).values()) + list(signature.get("outputs", {}).values())
     return bool(infos) and all(_shape(i)[:1] == [-1] for i in infos)
@@ -254,7 +312,7 @@ def batchable(signature: dict) -> bool:
 # -- the server --------------------------------------------------------------------------------
 
 
-def server_env() -> dict:
+def server_env() -> dict[str, str]:
     """Environment of the server process: oneDNN off unless TF_ENABLE_ONEDNN_OPTS is set.
 
     With TF 2.20's oneDNN kernels on, the query tower run concurrently on different batch
@@ -276,7 +334,13 @@ def _free_port() -> int:
 class ServerProcess:
     """`tfrec serve` on an export folder in a child process, on free loopback ports."""
 
-    def __init__(self, export_dir, batching: bool, models: Sequence[str], log_path):
+    def __init__(
+        self,
+        export_dir: os.PathLike | str,
+        batching: bool,
+        models: Sequence[str],
+        log_path: os.PathLike | str,
+    ) -> None:
         self.grpc_target = f"127.0.0.1:{_free_port()}"
         self.rest_target = f"127.0.0.1:{_free_port()}"
         self.log_path = Path(log_path)
@@ -304,7 +368,7 @@ class ServerProcess:
             self.stop()
             raise
 
-    def _wait_ready(self, models, timeout_s: float = 600.0) -> None:
+    def _wait_ready(self, models: Sequence[str], timeout_s: float = 600.0) -> None:
         from tfrec.serving import status
 
         deadline = time.monotonic() + timeout_s
@@ -345,7 +409,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -355,11 +419,11 @@ class ServerProcess:
 class _Phase:
     """One phase (one client, or CONCURRENCY clients) of one cell, merged over its rounds."""
 
-    def __init__(self):
-        self.latencies: list = []
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
         self.requests = self.failures = 0
         self.seconds = 0.0
-        self.errors: set = set()
+        self.errors: set[str] = set()
 
     def add(self, result: loadtest.LoadTestResult) -> None:
         self.latencies += result.latencies_ms
@@ -368,14 +432,18 @@ class _Phase:
         self.seconds += result.duration_s
         self.errors.update(result.errors)
 
-    def summary(self) -> dict:
-        found = {"requests": self.requests, "failures": self.failures}
+    def summary(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"requests": self.requests, "failures": self.failures}
         for q, value in zip((50, 95, 99), loadtest.percentiles(self.latencies), strict=True):
             found[f"p{q}_ms"] = None if math.isnan(value) else round(value, 3)
         found["throughput_rps"] = (
             round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0
         )
         return found
+
+
+# A cell being measured: cell, signature metadata, request maker, target, both phases.
+_Job = tuple[Cell, dict[str, Any], Callable[[int], dict[str, Any]], str, _Phase, _Phase]
 
 
 def bench_config(config: Optional[str] = None) -> config_lib.Config:
@@ -390,8 +458,18 @@ def bench_config(config: Optional[str] = None) -> config_lib.Config:
     return config_lib.load(str(path), TRAIN_OVERRIDES)
 
 
-def train_model(workdir, config: config_lib.Config, progress: Callable[[str], None]) -> Path:
+def train_model(
+    workdir: os.PathLike | str, config: config_lib.Config, progress: Callable[[str], None]
+) -> Path:
     """`config` trained (retrieval + ranker) into `workdir`, or reused if trained there.
+
+    Args:
+        workdir: str or path-like. Where to train (or what to reuse).
+        config: Config. What to train.
+        progress: callable. Receives one line per step.
+
+    Returns:
+        The workdir's path.
 
     Raises:
         WorkdirError: `workdir` holds a run of another config; silently measuring it would
@@ -422,22 +500,22 @@ def _stderr(message: str) -> None:
 
 
 def run(
-    workdir=None,
+    workdir: Optional[os.PathLike | str] = None,
     items: Sequence[int] = DEFAULT_ITEMS,
     seconds: float = DEFAULT_SECONDS,
-    output="bench-results",
+    output: os.PathLike | str = "bench-results",
     progress: Optional[Callable[[str], None]] = None,
     full_grid_max: int = FULL_GRID_MAX_ITEMS,
     config: Optional[str] = None,
-) -> dict:
+) -> dict[str, Any]:
     """Measures every cell of `plan(items)`; writes serving.json and serving.md to `output`.
 
     Args:
-        workdir: path or None. A trained run; None trains `config` into
+        workdir: str, path-like or None. A trained run; None trains `config` into
             `<output>/serving-workdir` (reused by later runs of the same config).
         items: sequence of int. Synthetic catalog sizes. Defaults to 10k, 100k and 1M.
         seconds: float. Length of each timed phase (one client, then CONCURRENCY clients).
-        output: path. Folder of serving.json and serving.md.
+        output: str or path-like. Folder of serving.json and serving.md.
         progress: callable or None. Receives one line per step; None prints to stderr.
         full_grid_max: int. Largest catalog measured on the full grid (see `plan`).
         config: path or None. YAML config trained when `workdir` is None, with
@@ -464,6 +542,7 @@ def run(
     load_before = os.getloadavg()
     if train_config is not None:
         workdir = train_model(out / "serving-workdir", train_config, progress)
+    assert workdir  # given, or trained just above
     workdir = Path(workdir)
     train_seconds = round(time.perf_counter() - started, 1)  # ~0 when reused or given
     progress(f"loading {workdir} ...")
@@ -474,7 +553,10 @@ def run(
         f"{total} cells, each {WARMUP_REQUESTS} warm-up requests + 2 x {seconds:g} s: about "
         f"{total * (2 * seconds + 1) / 60:.0f} min of measurement plus exports and server starts"
     )
-    cells, exports, servers, notes = [], [], [], []
+    cells: list[dict[str, Any]] = []
+    exports: list[dict[str, Any]] = []
+    servers: list[dict[str, Any]] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(dir=out, prefix=".serving-bench-") as tmp:
         for n in items:
             progress(f"{n:,} items: building the synthetic catalog and its exports ...")
@@ -485,7 +567,8 @@ def run(
             exports.append(
                 {"items": n, "seconds": round(time.perf_counter() - begun, 1), "size_mb": sizes}
             )
-            requests = request_rows(trained.spec, index.item_ids)
+            # `Trained.spec` is annotated `object` (pipelines/export.py); it is a FeatureSpec.
+            requests = request_rows(trained.spec, index.item_ids)  # type: ignore[arg-type]
             del index
             for _, batching, group in (g for g in groups if g[0] == n):
                 log = out / f"serving-server-{n}-batching-{'on' if batching else 'off'}.log"
@@ -504,7 +587,7 @@ def run(
                             "cells of that server were not (fully) measured"
                         )
             shutil.rmtree(export_dir)
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "serving",
         "settings": {
             "workdir": str(workdir),
@@ -523,7 +606,7 @@ def run(
         },
         "model": {
             "embedding_dim": trained.catalog.dim,
-            "max_history": trained.spec.max_history,
+            "max_history": trained.spec.max_history,  # type: ignore[attr-defined]
             "history_encoder": trained.config.model.history_encoder,
             "retrieve_n": trained.config.recommend.retrieve_n,
             "ranker": trained.ranker is not None,
@@ -549,11 +632,20 @@ def run(
     return results
 
 
-def _key(cell: dict) -> dict:
+def _key(cell: dict[str, Any]) -> dict[str, Any]:
     return {f.name: cell[f.name] for f in dataclasses.fields(Cell)}
 
 
-def _measure_group(export_dir, batching, group, requests, seconds, log, servers, progress):
+def _measure_group(
+    export_dir: Path,
+    batching: bool,
+    group: list[Cell],
+    requests: list[dict[str, Any]],
+    seconds: float,
+    log: Path,
+    servers: list[dict[str, Any]],
+    progress: Callable[[str], None],
+) -> Iterator[dict[str, Any]]:
     """Yields the result dict of each cell of `group`, all measured on one server process.
 
     Cells are measured in ROUNDS interleaved rounds of `seconds / ROUNDS` per phase, so that
@@ -573,12 +665,14 @@ def _measure_group(export_dir, batching, group, requests, seconds, log, servers,
         )
         with client_lib.Client(server.grpc_target) as client:
             metadata = {m: client.metadata(m) for m in models}
-        jobs = []
+        jobs: list[_Job] = []
         for cell in group:
             signature = metadata[cell.model][cell.signature]
             inputs = [inputs_for(signature, r, cell.signature) for r in requests]
 
-            def make(i, cell=cell, inputs=inputs):
+            def make(
+                i: int, cell: Cell = cell, inputs: list[dict[str, Any]] = inputs
+            ) -> dict[str, Any]:
                 return {
                     "model": cell.model,
                     "signature_name": cell.signature,
@@ -588,7 +682,7 @@ def _measure_group(export_dir, batching, group, requests, seconds, log, servers,
             target = server.grpc_target if cell.protocol == "grpc" else server.rest_target
             jobs.append((cell, signature, make, target, _Phase(), _Phase()))
 
-        def result(job, **extra):
+        def result(job: _Job, **extra: Any) -> dict[str, Any]:
             cell, signature, _, _, single, loaded = job
             return dict(
                 dataclasses.asdict(cell),
@@ -606,8 +700,8 @@ def _measure_group(export_dir, batching, group, requests, seconds, log, servers,
                 f"{round_ + 1}/{ROUNDS} of {len(group)} cells"
             )
             for job in jobs:
-                cell, _, make, target, single, loaded = job
-                run = functools.partial(loadtest.run, target, make, protocol=cell.protocol)
+                cell, _, make_request, target, single, loaded = job
+                run = functools.partial(loadtest.run, target, make_request, protocol=cell.protocol)
                 if round_ == 0:
                     run(1, num_requests=WARMUP_REQUESTS)
                 single.add(run(1, duration_s=seconds / ROUNDS))
@@ -624,8 +718,15 @@ def _measure_group(export_dir, batching, group, requests, seconds, log, servers,
     log.unlink(missing_ok=True)
 
 
-def main(args) -> int:
-    """`tfrec bench serving` (arguments parsed by tfrec.cli)."""
+def main(args: argparse.Namespace) -> int:
+    """`tfrec bench serving` (arguments parsed by tfrec.cli).
+
+    Args:
+        args: argparse.Namespace. `items`, `seconds`, `workdir`, `output` and `config`.
+
+    Returns:
+        The exit code, 0.
+    """
     items = DEFAULT_ITEMS if args.items is None else parse_items(args.items)
     seconds = DEFAULT_SECONDS if args.seconds is None else check_seconds(args.seconds)
     if args.workdir and not Path(args.workdir, "config.yaml").is_file():

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec import artifact as artifact_lib
+from tfrec import config as config_lib
 from tfrec import errors, inference, precision
 from tfrec.compression import artifacts, ranker, sizes, tflite_ops, variants
 from tfrec.compression import report as report_lib
 from tfrec.data import pipeline
+from tfrec.data import prepared as prepared_lib
 from tfrec.models import repeat_prior
 from tfrec.training import trainer
 
@@ -40,8 +45,19 @@ _TFLITE_NOTES = {
 }
 
 
-def check_inputs(workdir, sparsities: Sequence[float], fine_tune_steps: int, qat_steps=None):
+def check_inputs(
+    workdir: os.PathLike | str,
+    sparsities: Sequence[float],
+    fine_tune_steps: int,
+    qat_steps: Optional[int] = None,
+) -> tuple[artifact_lib.Artifact, config_lib.Config, list[float]]:
     """Validates everything cheap before any work: workdir, trained weights, targets, steps.
+
+    Args:
+        workdir: str or path-like. A model artifact, or a trained run holding one.
+        sparsities: sequence of float. Pruning targets in (0, 1).
+        fine_tune_steps: int. Fine-tuning steps of each pruned variant (>= 2).
+        qat_steps: int or None. Fine-tuning steps of the QAT variants (>= 1).
 
     Returns:
         (Artifact, Config, sorted distinct sparsities).
@@ -62,7 +78,9 @@ def _variant_name(target: float) -> str:
     return f"pruned_{round(target * 100):d}"
 
 
-def _latency_batches(prepared, batch_size: int) -> dict[str, dict]:
+def _latency_batches(
+    prepared: prepared_lib.PreparedData, batch_size: int
+) -> dict[str, dict[str, tf.Tensor]]:
     """Request batches drawn from the test queries: one query, and `batch_size` queries."""
     ds = pipeline.query_dataset(prepared.test, prepared.spec, batch_size)
     first = next(iter(ds))
@@ -74,14 +92,14 @@ def _latency_batches(prepared, batch_size: int) -> dict[str, dict]:
 
 
 def compress_workdir(
-    workdir,
+    workdir: os.PathLike | str,
     sparsities: Sequence[float] = DEFAULT_SPARSITIES,
     fine_tune_steps: int = DEFAULT_FINE_TUNE_STEPS,
     qat_steps: int | None = None,
     latency_calls: int = 100,
     batch_size: int = 64,
-    prepared=None,
-) -> dict:
+    prepared: Optional[prepared_lib.PreparedData] = None,
+) -> dict[str, Any]:
     """Builds every variant of `workdir`'s trained towers, exports, measures and reports them.
 
     Writes `compression/` into the model artifact: one SavedModel version per variant
@@ -89,7 +107,7 @@ def compress_workdir(
     index, `report.json` and `report.md`; pruning summaries go to its `tb/compression`.
 
     Args:
-        workdir: path. A model artifact, or a trained run holding one (`tfrec train`).
+        workdir: str or path-like. A model artifact, or a trained run holding one (`tfrec train`).
         sparsities: sequence of float. Pruning targets in (0, 1). Defaults to (0.5, 0.8).
         fine_tune_steps: int. Fine-tuning steps of each pruned variant (>= 2). Defaults to 400.
         qat_steps: int or None. Fine-tuning steps of the QAT variants. Defaults to
@@ -139,8 +157,8 @@ def compress_workdir(
     prior = repeat_prior.RepeatPrior.load(wd.repeat_prior) if wd.repeat_prior.is_file() else None
     context = report_lib.EvalContext(prepared, config.eval.exclude_seen, prior)
     test_ds = pipeline.query_dataset(prepared.test, prepared.spec, 1024)
-    found: dict[str, dict] = {}
-    runners = {}
+    found: dict[str, dict[str, Any]] = {}
+    saved: dict[str, artifacts.SavedModelRunner] = {}
     for name, tw in towers.items():
         items = inference.item_embeddings(tw.candidate, table)
         is_qat = name.endswith("qat")
@@ -150,7 +168,7 @@ def compress_workdir(
         path = artifacts.save_savedmodel(
             tw.query, items, table.item_ids, out / name / "1", False, quantize_candidates=int8_index
         )
-        runners[name] = artifacts.SavedModelRunner(path)
+        saved[name] = artifacts.SavedModelRunner(path)
         weights = "float32 (fake-quant QAT: simulated int8)" if is_qat else "float32"
         found[name] = {
             "format": "savedmodel",
@@ -167,12 +185,12 @@ def compress_workdir(
                 "the item index is stored int8 with per-row scales (as in `int8_savedmodel`); "
                 "the tower weights stay float32 with their zeros stored densely"
             )
-    float_items = runners["float32"].item_index()
+    float_items = saved["float32"].item_index()
     int8_path = artifacts.save_savedmodel(
         towers["float32"].query, float_items, table.item_ids, out / "int8_savedmodel" / "1", True
     )
-    runners["int8_savedmodel"] = artifacts.SavedModelRunner(int8_path)
-    int8_tensors = runners["int8_savedmodel"].int8_tensors()
+    saved["int8_savedmodel"] = artifacts.SavedModelRunner(int8_path)
+    int8_tensors = saved["int8_savedmodel"].int8_tensors()
     found["int8_savedmodel"] = {
         "format": "savedmodel",
         "path": str(Path(int8_path).relative_to(wd.root)),
@@ -190,12 +208,12 @@ def compress_workdir(
     combined = f"{pruned_base}_int8"
     path = artifacts.save_savedmodel(
         towers[pruned_base].query,
-        runners[pruned_base].item_index(),
+        saved[pruned_base].item_index(),
         table.item_ids,
         out / combined / "1",
         True,
     )
-    runners[combined] = artifacts.SavedModelRunner(path)
+    saved[combined] = artifacts.SavedModelRunner(path)
     found[combined] = {
         "format": "savedmodel",
         "path": str(Path(path).relative_to(wd.root)),
@@ -207,7 +225,7 @@ def compress_workdir(
             "per_weight": {},
             "unpruned": [],
         },
-        "int8_tensors": runners[combined].int8_tensors(),
+        "int8_tensors": saved[combined].int8_tensors(),
         "notes": [
             f"`{pruned_base}` stored as `int8_savedmodel` stores float32: pruned and int8 "
             "(its zeros stay exact zeros); the smallest artifact once gzipped"
@@ -219,22 +237,23 @@ def compress_workdir(
         .map(variants.query_features)
         .take(max(1, 200 // config.train.batch_size + 1))
     )
+    runners: dict[str, artifacts.SavedModelRunner | artifacts.TFLiteVariantRunner] = dict(saved)
     _, feed = artifacts.tflite_ready(towers["float32"].query)
     tflite_failures: list[str] = []
     for name, mode in TFLITE_VARIANTS.items():
         directory, achieved = artifacts.save_tflite(
             towers["float32"].query, float_items, out / name, calibration, mode
         )
-        runner = artifacts.TFLiteVariantRunner(directory, feed)
+        tflite_runner = artifacts.TFLiteVariantRunner(directory, feed)
         try:
-            runner.embed(next(iter(test_ds)))
+            tflite_runner.embed(next(iter(test_ds)))
         except RuntimeError as e:
             if mode == "float":
                 raise
             # An int8 kernel refusing its input: report the variant as failed, measure the rest.
             tflite_failures.append(f"`{name}` (mode `{mode}`) fails at inference: {e}")
             continue
-        runners[name] = runner
+        runners[name] = tflite_runner
         index = "float32 index" if mode == "float" else "int8 index"
         found[name] = {
             "format": "tflite",
@@ -249,7 +268,7 @@ def compress_workdir(
                 _TFLITE_NOTES[mode],
             ],
         }
-        float_ops = tflite_ops.float_compute_ops(runners[name].blob)
+        float_ops = tflite_ops.float_compute_ops(tflite_runner.blob)
         if mode == "full_int8" and float_ops:
             found[name]["notes"].append(f"ops computing in float: {', '.join(float_ops)}")
 
@@ -267,14 +286,14 @@ def compress_workdir(
         found[name]["quality"] = context.metrics(queries, items)
 
     requests = _latency_batches(prepared, batch_size)
-    calls = {}
+    calls: dict[tuple[str, str], Callable[[], Any]] = {}
     for name, runner in runners.items():
         for key, batch in requests.items():
             if isinstance(runner, artifacts.TFLiteVariantRunner):
                 size = int(next(iter(batch.values())).shape[0])
-                calls[(name, key)] = lambda r=runner, b=batch, s=size: r.retrieve(b, s)
+                calls[(name, key)] = functools.partial(runner.retrieve, batch, size)
             else:
-                calls[(name, key)] = lambda r=runner, b=batch: r.retrieve(b)
+                calls[(name, key)] = functools.partial(runner.retrieve, batch)
     timed = report_lib.measure_latency(calls, latency_calls)
     for (name, key), stats in timed.items():
         found[name].setdefault("latency", {})[key] = stats
@@ -331,7 +350,7 @@ def compress_workdir(
     return result
 
 
-def _notes(config, latency_calls: int, batch_size: int) -> list[str]:
+def _notes(config: config_lib.Config, latency_calls: int, batch_size: int) -> list[str]:
     return [
         f"training precision `{config.train.precision}`; every variant was built, fine-tuned "
         "and measured in float32 (TF-MOT and int8 conversion need float32 layers)",

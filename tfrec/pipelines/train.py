@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from typing import Any, Optional
 
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
@@ -13,7 +15,12 @@ from tfrec.training import trainer
 from tfrec.training import workdir as workdir_lib
 
 
-def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepared=None) -> dict:
+def train_all(
+    config: config_lib.Config,
+    workdir: os.PathLike | str,
+    baselines: bool = True,
+    prepared: Optional[prepared_lib.PreparedData] = None,
+) -> dict[str, Any]:
     """Trains tfrec's retrieval model, its ranker, then the id-only two-tower baseline.
 
     All read the same prepared data, so their numbers compare like for like. The ranker
@@ -21,13 +28,22 @@ def train_all(config: config_lib.Config, workdir, baselines: bool = True, prepar
     trained after it; the baseline is trained when `eval.baselines` names `id_two_tower`.
     Last, the run is published as a self-contained model artifact (`<workdir>/artifact`,
     `tfrec.artifact`), which every later step reads.
+
+    Args:
+        config: Config. The resolved run config.
+        workdir: str or path-like. The run directory.
+        baselines: bool. Train the baselines `eval.baselines` names. Defaults to True.
+        prepared: PreparedData or None. Reused when given; built from `config` otherwise.
+
+    Returns:
+        dict. Model name -> training summary, plus `ranker` and `artifact` (its path).
     """
     wd = workdir_lib.Workdir(workdir)
     wd.claim(config)  # before the data is read: a wrong workdir fails fast
     if prepared is None:
         prepared = prepared_lib.prepare(config)
     print(json.dumps({"split": prepared.split.report()}, indent=2, default=str))
-    summaries = {"tfrec": trainer.train(config, wd.root, prepared, kind="tfrec")}
+    summaries: dict[str, Any] = {"tfrec": trainer.train(config, wd.root, prepared, kind="tfrec")}
     retrieval = trainer.load_trained(config, wd.root, prepared)
     ranker = ranking_training.train_ranker(config, wd.root, prepared, retrieval)
     if ranker["epochs_run"] or not ranking_training.blend_path(wd.root).is_file():

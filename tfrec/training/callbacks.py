@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
@@ -9,6 +13,8 @@ from tensorboard.plugins.hparams import api as hp
 
 from tfrec import config as config_lib
 from tfrec import errors, inference
+from tfrec.data import prepared as prepared_lib
+from tfrec.training import workdir as workdir_lib
 
 # The projector is for looking, not for analytics: a sample keeps the TensorBoard tab responsive.
 _PROJECTOR_ITEMS = 5000
@@ -21,7 +27,12 @@ class TrainingState:
     recall) is what evaluation and export read.
     """
 
-    def __init__(self, workdir, model, optimizer):
+    def __init__(
+        self,
+        workdir: workdir_lib.Workdir,
+        model: tf.keras.Model,
+        optimizer: Optional[tf.keras.optimizers.Optimizer],
+    ) -> None:
         self.workdir = workdir
         self.model = model
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -90,13 +101,15 @@ class TrainingState:
 class ValidationRecall(tf.keras.callbacks.Callback):
     """Computes validation Recall@50 each epoch, keeps the best weights, stops early."""
 
-    def __init__(self, recall_fn, state: TrainingState, patience: int):
+    def __init__(
+        self, recall_fn: Callable[[tf.keras.Model], float], state: TrainingState, patience: int
+    ) -> None:
         super().__init__()
         self.recall_fn = recall_fn
         self.state = state
         self.patience = patience
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         value = self.recall_fn(self.model)
         if logs is not None:
             logs["val_recall@50"] = value
@@ -115,24 +128,26 @@ class ValidationRecall(tf.keras.callbacks.Callback):
 class Checkpointing(tf.keras.callbacks.Callback):
     """Saves the latest state at each epoch end, after ValidationRecall updated it."""
 
-    def __init__(self, state: TrainingState):
+    def __init__(self, state: TrainingState) -> None:
         super().__init__()
         self.state = state
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         self.state.save_latest(epoch + 1)
 
 
 class LearningRateLogger(tf.keras.callbacks.Callback):
     """Adds the learning rate to the epoch logs, so TensorBoard plots it."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict[str, Any]] = None) -> None:
         if logs is not None:
             lr = self.model.optimizer.learning_rate
             logs["learning_rate"] = float(tf.keras.backend.get_value(lr))
 
 
-def write_projector(tb_dir, model, prepared) -> None:
+def write_projector(
+    tb_dir: Path, model: tf.keras.Model, prepared: prepared_lib.PreparedData
+) -> None:
     """Item embeddings with titles as metadata, for TensorBoard's embedding projector."""
     out = tb_dir / "projector"
     out.mkdir(parents=True, exist_ok=True)
@@ -150,11 +165,11 @@ def write_projector(tb_dir, model, prepared) -> None:
     projector.visualize_embeddings(str(out), cfg)
 
 
-def write_hparams(tb_dir, config: config_lib.Config, summary: dict) -> None:
+def write_hparams(tb_dir: Path, config: config_lib.Config, summary: dict[str, Any]) -> None:
     """The run's scalar hyperparameters and final metrics, for the HParams dashboard."""
-    flat = {}
+    flat: dict[str, bool | int | float | str] = {}
 
-    def walk(d, prefix=""):
+    def walk(d: dict[str, Any], prefix: str = "") -> None:
         for k, v in d.items():
             if isinstance(v, dict):
                 walk(v, prefix + k + ".")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -13,7 +15,7 @@ from tfrec import inference, precision
 from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
-from tfrec.models import builders, repeat_prior
+from tfrec.models import builders, repeat_prior, retrieval
 from tfrec.training import callbacks, distribution
 from tfrec.training import workdir as workdir_lib
 
@@ -23,12 +25,16 @@ KINDS = ("tfrec", "id_two_tower")
 _VALIDATION_QUERIES = 2000
 
 
-def build_model(config: config_lib.Config, prepared, kind: str):
+def build_model(
+    config: config_lib.Config, prepared: prepared_lib.PreparedData, kind: str
+) -> retrieval.RetrievalModel:
+    """The untrained retrieval model of `kind` (`tfrec` or `id_two_tower`) for `prepared`."""
+    # The builders annotate counts as Sequence[float] but read them with np.asarray: an array
+    # is what they are given everywhere.
+    counts = prepared.item_counts
     if kind == "tfrec":
-        return builders.build_retrieval_model(config.model, prepared.spec, prepared.item_counts)
-    return builders.build_id_two_tower(
-        prepared.spec, config.model.embedding_dim, prepared.item_counts
-    )
+        return builders.build_retrieval_model(config.model, prepared.spec, counts)  # type: ignore[arg-type]
+    return builders.build_id_two_tower(prepared.spec, config.model.embedding_dim, counts)  # type: ignore[arg-type]
 
 
 class ValidationSample:
@@ -37,7 +43,9 @@ class ValidationSample:
     Used for early stopping (Recall@50) and to tune the repeat prior; never the test split.
     """
 
-    def __init__(self, prepared, size: int = _VALIDATION_QUERIES):
+    def __init__(
+        self, prepared: prepared_lib.PreparedData, size: int = _VALIDATION_QUERIES
+    ) -> None:
         queries = prepared.validation
         rng = np.random.default_rng(0)
         keep = np.sort(rng.choice(len(queries), size=min(len(queries), size), replace=False))
@@ -46,39 +54,48 @@ class ValidationSample:
         self.relevant = [prepared.catalog_index(r) for r in self.queries.relevant]
         self.history_index = prepared.catalog_index(self.queries.history_item_ids)
 
-    def _evaluate(self, score, prior, ks) -> dict:
+    def _evaluate(
+        self, score: protocol.ScoreFn, prior: repeat_prior.RepeatPrior, ks: tuple[int, ...]
+    ) -> dict[str, float]:
         result = protocol.evaluate(
             prior.apply(score, self.history_index), self.relevant, len(self.prepared.table), ks=ks
         )
         return result.metrics["all"]
 
-    def _score(self, model):
+    def _score(self, model: retrieval.RetrievalModel) -> protocol.ScoreFn:
         items = inference.item_embeddings(model.candidate_model, self.prepared.table)
         q = inference.query_embeddings(model.query_model, self.queries, self.prepared.spec)
         return inference.dot_score_fn(q, items)
 
-    def recall(self, model, k: int = 50) -> float:
+    def recall(self, model: retrieval.RetrievalModel, k: int = 50) -> float:
         """Recall@k of the model's own scores (no repeat prior): the early-stopping signal."""
         metrics = self._evaluate(self._score(model), repeat_prior.RepeatPrior(), (k,))
         return float(metrics[f"recall@{k}"])
 
-    def tune_prior(self, model) -> tuple:
+    def tune_prior(
+        self, model: retrieval.RetrievalModel
+    ) -> tuple[repeat_prior.RepeatPrior, list[tuple[float, float, float]]]:
         """Chooses the repeat prior maximizing Recall@50 + NDCG@10 on this sample."""
         score = self._score(model)
 
-        def value(prior):
+        def value(prior: repeat_prior.RepeatPrior) -> float:
             metrics = self._evaluate(score, prior, (10, 50))
             return float(metrics["recall@50"] + metrics["ndcg@10"])
 
         return repeat_prior.tune(value)
 
 
-def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec") -> dict:
+def train(
+    config: config_lib.Config,
+    workdir: os.PathLike | str,
+    prepared: Optional[prepared_lib.PreparedData] = None,
+    kind: str = "tfrec",
+) -> dict[str, Any]:
     """Trains one retrieval model into `workdir`, resuming from its last checkpoint.
 
     Args:
         config: Config. The resolved run config (written to `workdir/config.yaml` first).
-        workdir: path. The run directory.
+        workdir: str or path-like. The run directory.
         prepared: PreparedData or None. Reused when given (e.g. for baselines).
         kind: str. `tfrec` (the full model) or `id_two_tower` (the baseline).
 
@@ -175,8 +192,26 @@ def train(config: config_lib.Config, workdir, prepared=None, kind: str = "tfrec"
     return summary
 
 
-def load_trained(config: config_lib.Config, workdir, prepared, kind: str = "tfrec"):
-    """Rebuilds a model from its config and restores its best weights."""
+def load_trained(
+    config: config_lib.Config,
+    workdir: os.PathLike | str,
+    prepared: prepared_lib.PreparedData,
+    kind: str = "tfrec",
+) -> retrieval.RetrievalModel:
+    """Rebuilds a model from its config and restores its best weights.
+
+    Args:
+        config: Config. The run config the model was trained with.
+        workdir: str or path-like. The run directory.
+        prepared: PreparedData. The data the model was trained on.
+        kind: str. `tfrec` or `id_two_tower`, as in `train`.
+
+    Returns:
+        The RetrievalModel with its best weights.
+
+    Raises:
+        WorkdirError: when `workdir` holds no checkpoint.
+    """
     wd = workdir_lib.Workdir(workdir)
     model = build_model(config, prepared, kind)
     callbacks.TrainingState(wd, model, None).restore_best(required=True)

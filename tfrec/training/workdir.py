@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any, Optional
 
 import yaml
 
@@ -25,7 +27,7 @@ _RANKER_ONLY = ("ranking", "recommend")
 class Workdir:
     """Paths of one run. Layout: config.yaml, spec/, checkpoints/, best/, tb/, metrics.json."""
 
-    def __init__(self, root):
+    def __init__(self, root: os.PathLike | str) -> None:
         self.root = Path(root)
 
     config = property(lambda self: self.root / "config.yaml")
@@ -69,7 +71,9 @@ class Workdir:
         return config_lib.load(str(self.config))
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "", free: tuple = ()):
+def _first_difference(
+    old: dict, new: dict, prefix: str = "", free: tuple[str, ...] = ()
+) -> Optional[tuple[str, Any, Any]]:
     for key in sorted(set(old) | set(new)):
         dotted = prefix + key
         if any(dotted == r or dotted.startswith(r + ".") for r in _RESUMABLE + free):
