@@ -98,3 +98,13 @@ def test_base_errors_name_the_file(tmp_path):
     (tmp_path / "d.yaml").write_text("base: [1]\n")
     with pytest.raises(errors.ConfigError, match=r"`base` must be a file name, received \[1\]"):
         config_lib.load(str(tmp_path / "d.yaml"))
+
+
+def test_only_allowed_sections_change_after_training():
+    config = config_lib.load(None, ["model.embedding_dim=16"])
+    changed = config_lib.with_overrides(config, ["eval.exclude_seen=true"], allowed=("eval",))
+    assert changed.eval.exclude_seen and changed.model == config.model
+    with pytest.raises(errors.ConfigError, match=r"`model.embedding_dim` cannot change after"):
+        config_lib.with_overrides(config, ["model.embedding_dim=8"], allowed=("eval",))
+    with pytest.raises(errors.ConfigError, match=r"unknown config key `eval.nope`"):
+        config_lib.with_overrides(config, ["eval.nope=1"], allowed=("eval",))

@@ -72,10 +72,10 @@ def cmd_evaluate(args) -> int:
     from tfrec.pipelines import evaluate as run
 
     if not args.json:
-        run.evaluate_workdir(args.workdir)
+        run.evaluate_workdir(args.workdir, overrides=args.set)
         return 0
     with console.stdout_for_json() as stdout:
-        results = run.evaluate_workdir(args.workdir)
+        results = run.evaluate_workdir(args.workdir, overrides=args.set)
     print(json.dumps(results, indent=2), file=stdout)
     return 0
 
@@ -92,6 +92,7 @@ def cmd_export(args) -> int:
             add_items=args.add_items,
             with_text=not args.no_text,
             with_compressed=args.with_compressed,
+            base_prefix=args.base_prefix,
         )
     print(json.dumps(result, indent=2), file=stdout)
     return 0
@@ -128,6 +129,11 @@ def _add_export_commands(sub) -> None:
         "--with-compressed",
         action="store_true",
         help="also export the SavedModels under <workdir>/compression",
+    )
+    exp.add_argument(
+        "--base-prefix",
+        help="absolute folder where the server finds the models, written as models.config's "
+        "base paths (e.g. /models in a container; default: the export dir's absolute path)",
     )
     exp.set_defaults(func=cmd_export)
     rec = sub.add_parser("recommend", help="ask a running server for recommendations")
@@ -283,6 +289,13 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="full-catalog evaluation against baselines")
     ev.add_argument("--workdir", required=True)
     ev.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    ev.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="eval.KEY=VALUE",
+        help="change an evaluation setting, e.g. --set eval.exclude_seen=true (repeatable)",
+    )
     ev.set_defaults(func=cmd_evaluate)
     _add_export_commands(sub)
     comp = sub.add_parser(

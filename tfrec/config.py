@@ -417,3 +417,27 @@ def write_text_atomic(path: os.PathLike | str, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def with_overrides(
+    config: Config, overrides: typing.Sequence[str], allowed: typing.Sequence[str]
+) -> Config:
+    """`config` with `key=value` overrides, each key under one of the `allowed` sections.
+
+    A trained model's config is fixed; only settings that do not change the model (for
+    example `eval.*` when evaluating) may be changed afterwards.
+
+    Raises:
+        errors.ConfigError: a key outside `allowed`, unknown, or of the wrong type.
+    """
+    data = to_dict(config)
+    for text in overrides:
+        key, value = parse_override(text)
+        if not any(key == a or key.startswith(a + ".") for a in allowed):
+            raise errors.ConfigError(
+                f"`{key}` cannot change after training: only {sorted(allowed)} may be set here"
+            )
+        _set_dotted(data, key, value)
+    updated = from_dict(Config, data)
+    check(updated)
+    return updated

@@ -61,9 +61,12 @@ class FeatureSpec:
         users: list of str. User ids seen in training (others map to the OOV bucket).
         items: list of str. Item ids seen in training (others map to the OOV bucket).
         categories: list of str. Item categories seen in training.
-        wordpiece: list of str. WordPiece vocabulary, SPECIAL_TOKENS first.
+        wordpiece: list of str. WordPiece vocabulary, id = position, "[PAD]" at id 0: learned
+            from the catalog (SPECIAL_TOKENS first), or a pretrained text model's own.
         price_mean: float. Mean of log1p(price) over catalog items with a price.
         price_std: float. Its standard deviation.
+        lowercase: bool. Whether the tokenizer lowercases text. Defaults to True.
+        strip_accents: bool. Whether the tokenizer strips accents. Defaults to True.
     """
 
     max_history: int
@@ -76,6 +79,8 @@ class FeatureSpec:
     wordpiece: list
     price_mean: float = 0.0
     price_std: float = 1.0
+    lowercase: bool = True
+    strip_accents: bool = True
 
     def tensor_specs(self):
         """tf.TensorSpec per input name, unbatched: the signature of the towers."""
@@ -101,8 +106,8 @@ class FeatureSpec:
         return keras_nlp.tokenizers.WordPieceTokenizer(
             vocabulary=list(self.wordpiece),
             sequence_length=sequence_length,
-            lowercase=True,
-            strip_accents=True,
+            lowercase=self.lowercase,
+            strip_accents=self.strip_accents,
             oov_token="[UNK]",
         )
 
@@ -112,7 +117,9 @@ class FeatureSpec:
         meta = {k: v for k, v in dataclasses.asdict(self).items() if k not in _FILES}
         meta["event_types"] = list(self.event_types)
         for key, name in _FILES.items():
-            config_lib.write_text_atomic(directory / name, "\n".join(getattr(self, key)) + "\n")
+            values = list(getattr(self, key))
+            # One entry per line; an empty list is an empty file (not one empty entry).
+            config_lib.write_text_atomic(directory / name, "".join(f"{v}\n" for v in values))
         config_lib.write_text_atomic(directory / "spec.json", json.dumps(meta, indent=2))
 
     @classmethod
@@ -124,6 +131,8 @@ class FeatureSpec:
         meta = json.loads(path.read_text(encoding="utf-8"))
         for key, name in _FILES.items():
             text = (directory / name).read_text(encoding="utf-8")
-            meta[key] = text.split("\n")[:-1]
+            # "" is never a vocabulary entry (it means padding): a file holding only a line
+            # break, as an empty list was once written, is an empty list.
+            meta[key] = [] if text in ("", "\n") else text.split("\n")[:-1]
         meta["event_types"] = tuple(meta["event_types"])
         return cls(**meta)

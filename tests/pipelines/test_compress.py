@@ -9,7 +9,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 from tests import harness
-from tfrec import cli, errors
+from tfrec import artifact, cli, errors
 from tfrec import config as config_lib
 from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
@@ -32,13 +32,16 @@ VARIANTS = (
 
 @pytest.fixture(scope="module")
 def compressed(tmp_path_factory):
+    # Towers only (no ranker): the ranker's variants are measured in tests/compression.
     config = config_lib.load(harness.TINY_CONFIG, ["train.epochs=1"])
-    workdir = tmp_path_factory.mktemp("tiny")
-    trainer.train(config, workdir)
+    run = tmp_path_factory.mktemp("tiny")
+    prepared = prepared_lib.prepare(config)
+    trainer.train(config, run, prepared)
+    path = artifact.publish(run, config, prepared)
     report = run_lib.compress_workdir(
-        workdir, sparsities=[TARGET], fine_tune_steps=6, qat_steps=2, latency_calls=5
+        run, sparsities=[TARGET], fine_tune_steps=6, qat_steps=2, latency_calls=5
     )
-    return workdir, report
+    return path, report
 
 
 def test_pruned_weights_reach_the_target_after_strip(compressed):
@@ -172,12 +175,13 @@ def test_report_has_every_variant_with_sizes_metrics_latency(compressed):
 
 
 def test_workdir_without_trained_model_is_refused(tmp_path):
-    with pytest.raises(errors.WorkdirError, match="has no config.yaml"):
+    with pytest.raises(errors.WorkdirError, match=r"holds no model artifact: expected .*json"):
         run_lib.compress_workdir(tmp_path)
+    # A run that has not finished training has not published its artifact yet.
     config_lib.save(config_lib.load(harness.TINY_CONFIG), tmp_path / "config.yaml")
-    with pytest.raises(errors.WorkdirError, match="holds no trained model"):
+    with pytest.raises(errors.WorkdirError, match=r"run `tfrec train --workdir .*` \(training"):
         run_lib.compress_workdir(tmp_path)
-    with pytest.raises(errors.WorkdirError, match="does not exist"):
+    with pytest.raises(errors.WorkdirError, match="missing` holds no model artifact"):
         run_lib.compress_workdir(tmp_path / "missing")
     assert not (tmp_path / "compression").exists()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,16 +26,18 @@ def _model_scorer(model, prepared):
     return inference.dot_score_fn(queries, items)
 
 
-def evaluate_workdir(workdir, prepared=None) -> dict:
+def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> dict:
     """Evaluates a trained workdir and its baselines; writes `metrics.json`, prints tables.
 
     When the workdir holds a ranker, `metrics.json` also gets a `two_stage` section
     (`two_stage.evaluate_two_stage`: retrieval-only against retrieve-then-rank on the same
-    test queries) and a side-by-side table is printed.
+    test queries) and a side-by-side table is printed. `overrides` (`eval.key=value`) change
+    how the model is evaluated (cut-offs, baselines, their grids, `exclude_seen`), never the
+    model.
     """
     art = artifact_lib.Artifact(workdir)
     wd = art.workdir
-    config = art.config
+    config = config_lib.with_overrides(art.config, overrides, allowed=("eval",))
     if prepared is None:
         prepared = art.prepared()
     test = prepared.test
