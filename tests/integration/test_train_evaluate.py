@@ -43,7 +43,8 @@ def test_train_evaluate_resume_and_refuse(tmp_path, capsys):
     assert {"train", "validation", "ranking"} <= events
 
     metrics = json.loads((wd / "artifact" / "metrics.json").read_text())
-    expected = {"tfrec", "tfrec_towers_only", "id_two_tower", *tuning.NAMES}
+    controls = {"control_new_random", "control_newest_first"}
+    expected = {"tfrec", "tfrec_towers_only", "id_two_tower", *tuning.NAMES, *controls}
     assert expected == set(metrics["models"])
     # Each classical baseline reports the values validation chose, from its own grid.
     assert (
@@ -54,7 +55,11 @@ def test_train_evaluate_resume_and_refuse(tmp_path, capsys):
     for pipeline in ("tfrec", "tfrec_two_stage"):
         for metric, r in metrics["comparisons"][pipeline].items():
             best = max(
-                (b for b in metrics["models"] if b not in ("tfrec", "tfrec_towers_only")),
+                (
+                    b
+                    for b in metrics["models"]
+                    if b not in {"tfrec", "tfrec_towers_only", *controls}
+                ),
                 key=lambda b, m=metric: metrics["models"][b]["metrics"]["all"][m],
             )
             assert r["baseline"] == best and r["low"] <= r["difference"] <= r["high"]

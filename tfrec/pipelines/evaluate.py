@@ -11,7 +11,7 @@ import pandas as pd
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec import errors, inference
-from tfrec.evaluation import protocol, report, significance
+from tfrec.evaluation import controls, protocol, report, significance
 from tfrec.evaluation.baselines import tuning as baseline_tuning
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
@@ -74,6 +74,12 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
     classical = [n for n in names if n in baseline_tuning.NAMES]
     tuned = baseline_tuning.tuned_scorers(prepared, config, classical, progress=True)
     scorers.update({name: t.score_fn for name, t in tuned.items()})
+    # Controls of the cold-item segment: new items first, knowing nothing else about them.
+    first = prepared.dataset.interactions.groupby("item_id")["timestamp"].min()
+    first_seen = pd.Series(prepared.table.item_ids).map(first).to_numpy(np.float64)
+    scorers.update(
+        controls.cold_item_controls(~prepared.train_item_mask(), first_seen, config.train.seed)
+    )
 
     results = {}
     for name, score_fn in scorers.items():
