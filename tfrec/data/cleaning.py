@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tfrec import errors
@@ -48,7 +51,7 @@ class Rules:
     max_timestamp: str = ""
     max_field_size: int = textfile.MAX_FIELD_SIZE
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         lo, hi = self.time_range()
         if lo > hi:
             raise errors.ConfigError(
@@ -71,11 +74,12 @@ class Rules:
 
 
 def _seconds(text: str, name: str) -> int:
+    stamp: Optional[pd.Timestamp]
     try:
         stamp = pd.Timestamp(text)
     except (ValueError, TypeError):
-        stamp = pd.NaT
-    if pd.isna(stamp):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
         raise errors.ConfigError(f"`{name}` must be an ISO 8601 date or time, received {text!r}")
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
@@ -105,7 +109,14 @@ class Cleaner:
         rules: Rules. What counts as bad data, and whether to refuse it.
     """
 
-    def __init__(self, report: schema.CleaningReport, records, path, fmt, rules: Rules):
+    def __init__(
+        self,
+        report: schema.CleaningReport,
+        records: npt.ArrayLike,
+        path: os.PathLike | str,
+        fmt: Optional[textfile.TextFormat],
+        rules: Rules,
+    ) -> None:
         self.report = report
         self.records = np.asarray(records, dtype=np.int64)
         self.path = path
@@ -115,7 +126,12 @@ class Cleaner:
         self._examples: list[tuple[str, int, str]] = []
         self._refused: list[tuple[int, Optional[str], str]] = []
 
-    def drop(self, reason: str, bad, describe=None) -> np.ndarray:
+    def drop(
+        self,
+        reason: str,
+        bad: npt.ArrayLike,
+        describe: Optional[Callable[[int], str]] = None,
+    ) -> np.ndarray:
         """Drops the kept rows where `bad`; returns their positions.
 
         Args:
@@ -168,7 +184,9 @@ class Cleaner:
             "`data.strict` refuses them."
         )
 
-    def times(self, text: pd.Series, seconds: np.ndarray, present, field: str) -> None:
+    def times(
+        self, text: pd.Series, seconds: np.ndarray, present: npt.ArrayLike, field: str
+    ) -> None:
         """Drops rows whose time is outside the plausible range (clock resets, typos)."""
         lo, hi = self.rules.time_range()
         bad = np.asarray(present, dtype=bool) & ((seconds < lo) | (seconds > hi))
@@ -214,7 +232,7 @@ class Cleaner:
     def _row(self, position: int) -> int:
         return textfile.line_of(self.path, self.records[position], self.fmt)
 
-    def _refuse(self, bad: np.ndarray, message) -> None:
+    def _refuse(self, bad: np.ndarray, message: Callable[[int], tuple[Optional[str], str]]) -> None:
         if not self.rules.strict:
             return
         newly = np.flatnonzero(self.keep & bad)

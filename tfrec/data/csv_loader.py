@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,12 @@ EVENT_ALIASES = {
     "click": "view",
 }
 TEXT_FIELDS = ("title", "description", "category")
-DEFAULTS = {"event_type": "purchase", "value": 1.0, "quantity": 1.0, "price": np.nan}
+DEFAULTS: dict[str, Any] = {
+    "event_type": "purchase",
+    "value": 1.0,
+    "quantity": 1.0,
+    "price": np.nan,
+}
 
 
 def load(
@@ -104,7 +109,11 @@ def load(
 
 
 def parse_timestamps(
-    values: pd.Series, timestamp_format: str, path, field: str, fmt=None
+    values: pd.Series,
+    timestamp_format: str,
+    path: os.PathLike | str,
+    field: str,
+    fmt: Optional[textfile.TextFormat] = None,
 ) -> np.ndarray:
     """Unix seconds from unix seconds, ISO 8601 or `timestamp_format` text (0 where empty)."""
     present = (values != "").to_numpy()
@@ -135,7 +144,13 @@ def parse_timestamps(
     )
 
 
-def _events(frame, column, path, fmt, report) -> np.ndarray:
+def _events(
+    frame: pd.DataFrame,
+    column: str,
+    path: Path,
+    fmt: Optional[textfile.TextFormat],
+    report: schema.CleaningReport,
+) -> np.ndarray:
     if not column:
         report.treatments["event type"] = "The source has no event type: every row is a purchase."
         return np.full(len(frame), DEFAULTS["event_type"], dtype=object)
@@ -143,7 +158,8 @@ def _events(frame, column, path, fmt, report) -> np.ndarray:
     events = raw.replace(EVENT_ALIASES)
     unknown = ~events.isin(schema.EVENT_TYPES)
     if unknown.any():
-        record = unknown.idxmax()
+        # The frame's index is the record number; pandas-stubs types idxmax as any label.
+        record = cast(int, unknown.idxmax())
         raise errors.DataError(
             f"expected an event type in {schema.EVENT_TYPES} (or {sorted(EVENT_ALIASES)}), "
             f"received {frame[column][record]!r}",
@@ -156,12 +172,21 @@ def _events(frame, column, path, fmt, report) -> np.ndarray:
     return events.to_numpy(dtype=object)
 
 
-def _catalog(csv, base_dir, frame, out, report, max_field_size) -> pd.DataFrame:
+def _catalog(
+    csv: config_lib.CsvConfig,
+    base_dir: Optional[os.PathLike | str],
+    frame: pd.DataFrame,
+    out: pd.DataFrame,
+    report: schema.CleaningReport,
+    max_field_size: int,
+) -> pd.DataFrame:
     """The item table: from the catalog file when given, else from the interaction columns.
 
     Title, description and category must exist in a given catalog when mapped. The `price`
     column is optional there: without it, an item's price is the median of its event prices.
     """
+    path: Optional[Path]
+    catalog_fmt: Optional[textfile.TextFormat]
     if csv.catalog:
         path = _resolve(csv.catalog, base_dir)
         source, catalog_fmt = _read_any(path, max_field_size)
@@ -197,8 +222,10 @@ def _catalog(csv, base_dir, frame, out, report, max_field_size) -> pd.DataFrame:
     ids = pd.unique(out["item_id"])
     missing = ids[~pd.Index(ids).isin(cat["item_id"])]
     if len(missing):
+        # pandas-stubs omits arrays of labels (here Arrow strings) from Series indexing.
+        price = observed[missing].to_numpy()  # type: ignore[index]
         extra = pd.DataFrame({"item_id": missing, "title": missing, "description": "",
-                              "category": "", "price": observed[missing].to_numpy()})  # fmt: skip
+                              "category": "", "price": price})  # fmt: skip
         cat = pd.concat([cat, extra], ignore_index=True)
         report.treatments["items missing from the catalog"] = (
             f"{len(missing)} items are absent from the catalog: their title is their id."
@@ -208,14 +235,16 @@ def _catalog(csv, base_dir, frame, out, report, max_field_size) -> pd.DataFrame:
     return cat
 
 
-def _resolve(name: str, base_dir) -> Path:
+def _resolve(name: str, base_dir: Optional[os.PathLike | str]) -> Path:
     path = Path(name)
     if base_dir is not None and not path.is_absolute():
         path = Path(base_dir) / path
     return path
 
 
-def _read_any(path: Path, max_field_size: int):
+def _read_any(
+    path: Path, max_field_size: int
+) -> tuple[pd.DataFrame, Optional[textfile.TextFormat]]:
     if path.suffix.lower() in (".parquet", ".pq"):
         if not path.is_file():
             raise errors.DataError("expected an existing Parquet file, received none", path=path)

@@ -84,7 +84,7 @@ class Dataset:
     users: pd.DataFrame
     report: CleaningReport
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.interactions = conform(self.interactions, INTERACTION_COLUMNS, "interactions")
         self.items = conform(self.items, ITEM_COLUMNS, "items")
         self.users = conform(self.users, USER_COLUMNS, "users", extra_ok=True)
@@ -148,5 +148,7 @@ def validate(ds: Dataset) -> None:
 def item_text(items: pd.DataFrame) -> np.ndarray:
     """The text the item tower reads: title, then description, then category."""
     parts = [items["title"], items["description"], items["category"]]
-    text = parts[0].str.cat(parts[1:], sep=" . ").str.replace(r"(\s\.\s)+$", "", regex=True)
+    # pandas-stubs omits the list of Series that `others` also accepts.
+    joined = parts[0].str.cat(parts[1:], sep=" . ")  # type: ignore[arg-type]
+    text = joined.str.replace(r"(\s\.\s)+$", "", regex=True)
     return text.str.strip().to_numpy(dtype=object)

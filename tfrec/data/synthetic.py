@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -155,14 +156,14 @@ def write(ds: schema.Dataset, folder: os.PathLike | str) -> None:
             raise
 
 
-def _ids(prefix: str, n: int, rng):
+def _ids(prefix: str, n: int, rng: np.random.Generator) -> pd.api.extensions.ExtensionArray:
     # Shuffled so that ids carry no hint of category or arrival order. Arrow-backed strings make
     # the 10M-row columns cheap to build and to conform.
     width = len(str(n - 1))
     return pd.array([f"{prefix}{k:0{width}d}" for k in rng.permutation(n)], dtype="str")
 
 
-def _catalog(rng, n: int, num_cats: int) -> dict:
+def _catalog(rng: np.random.Generator, n: int, num_cats: int) -> dict:
     """Item attributes (grouped by category), prices, launch times, popularity and text."""
     sizes = rng.multinomial(n - num_cats, rng.dirichlet(np.full(num_cats, 4.0))) + 1
     cat = np.repeat(np.arange(num_cats), sizes)
@@ -211,7 +212,7 @@ def _catalog(rng, n: int, num_cats: int) -> dict:
                 consumable=np.array([s[7] for s in specs])[cat], text=text)  # fmt: skip
 
 
-def _brand_names(rng, n: int) -> np.ndarray:
+def _brand_names(rng: np.random.Generator, n: int) -> np.ndarray:
     names = [p + s for p in _PREFIX for s in _SUFFIX]
     rng.shuffle(names)
     rounds = -(-n // len(names))
@@ -219,7 +220,16 @@ def _brand_names(rng, n: int) -> np.ndarray:
                        for a in names][:n], dtype=object)  # fmt: skip
 
 
-def _text(specs, cat, kind, mat, var, style, tier, brand) -> dict:
+def _text(
+    specs: list[tuple],
+    cat: np.ndarray,
+    kind: np.ndarray,
+    mat: np.ndarray,
+    var: np.ndarray,
+    style: np.ndarray,
+    tier: np.ndarray,
+    brand: pd.Series,
+) -> dict:
     """Title and description written from the attributes (Arrow string ops: fast at 1M items)."""
 
     def words(values, index=None) -> pd.Series:
@@ -245,7 +255,7 @@ def _text(specs, cat, kind, mat, var, style, tier, brand) -> dict:
     return {"title": title, "description": description, "category": names}
 
 
-def _users(rng, n: int, num_cats: int, world: dict) -> dict:
+def _users(rng: np.random.Generator, n: int, num_cats: int, world: dict) -> dict:
     """Latent tastes: favourite categories (early and late), variant/material, style, tier."""
     slots = np.arange(3) % num_cats
     favs = rng.random((n, 2, num_cats), dtype=np.float32).argsort(axis=2)[:, :, slots]
@@ -272,7 +282,7 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _events(rng, target: int, world: dict, people: dict) -> dict:
+def _events(rng: np.random.Generator, target: int, world: dict, people: dict) -> dict:
     """Simulates sessions until `target` events exist, then thins whole sessions to hit it."""
     cum = np.cumsum(people["weight"])
     cum /= cum[-1]
@@ -293,7 +303,7 @@ def _events(rng, target: int, world: dict, people: dict) -> dict:
     return {k: v[order] for k, v in ev.items() if k != "sid"}
 
 
-def _simulate(rng, n: int, world: dict, people: dict, cum: np.ndarray) -> dict:
+def _simulate(rng: np.random.Generator, n: int, world: dict, people: dict, cum: np.ndarray) -> dict:
     """`n` sessions: a view sequence, carts among the views, purchases among the carts."""
     end = START + SPAN
     user = np.minimum(np.searchsorted(cum, rng.random(n)), len(cum) - 1)
@@ -302,7 +312,8 @@ def _simulate(rng, n: int, world: dict, people: dict, cum: np.ndarray) -> dict:
     length = np.minimum(rng.geometric(0.3, n), 20)
     cat = _category(rng, people, user, t)
     prev = np.full(n, -1)
-    out, bought = [], []
+    out: list[tuple] = []
+    bought: list[tuple] = []
     for k in range(int(length.max())):
         a = np.flatnonzero(length > k)
         if k:  # sessions mostly stay in one category
@@ -345,7 +356,9 @@ def _simulate(rng, n: int, world: dict, people: dict, cum: np.ndarray) -> dict:
     }
 
 
-def _category(rng, people: dict, user: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _category(
+    rng: np.random.Generator, people: dict, user: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     """A category from the user's favourites, drifting from early to late ones over the range."""
     favs = people["favs"]
     late = (rng.random(len(user)) < (t - START) / SPAN).astype(np.int64)
@@ -356,7 +369,15 @@ def _category(rng, people: dict, user: np.ndarray, t: np.ndarray) -> np.ndarray:
     return cat
 
 
-def _choose(rng, world, people, user, cat, t, prev):
+def _choose(
+    rng: np.random.Generator,
+    world: dict,
+    people: dict,
+    user: np.ndarray,
+    cat: np.ndarray,
+    t: np.ndarray,
+    prev: Optional[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
     """Picks one of CANDIDATES popularity-sampled items by attribute match, recency and noise."""
     m = len(user)
     start = world["start"]

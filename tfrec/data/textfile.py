@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, Optional
+from typing import IO, Any, Literal, NoReturn, Optional
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ def read_table(
         raise errors.DataError(
             f"expected a readable file, received one that fails: {e}", path=path
         ) from None
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         header=0 if fmt.header else None,
         names=list(names) if names is not None else None,
         dtype=str,
@@ -93,7 +93,7 @@ def read_table(
         if fmt.quoting and len(fmt.sep) == 1:
             frame = pd.read_csv(io.BytesIO(data), sep=sep, engine="pyarrow", **kwargs)
         else:
-            quoting = csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE
+            quoting: Literal[0, 3] = csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE
             frame = pd.read_csv(io.BytesIO(data), sep=sep, engine="c", quoting=quoting, **kwargs)
             frame = frame.fillna("")
     except (ValueError, UnicodeDecodeError) as e:
@@ -111,7 +111,7 @@ def read_table(
 
 
 def check_field_sizes(
-    frame: pd.DataFrame, path, fmt: Optional[TextFormat], max_field_size: int
+    frame: pd.DataFrame, path: os.PathLike | str, fmt: Optional[TextFormat], max_field_size: int
 ) -> None:
     """Raises DataError naming the row and field of the first field over `max_field_size`."""
     first = None
@@ -126,7 +126,9 @@ def check_field_sizes(
         _oversized(path, row, column, frame[column].iloc[position], max_field_size)
 
 
-def _oversized(path, row: int, field: str, text: str, max_field_size: int):
+def _oversized(
+    path: os.PathLike | str, row: int, field: str, text: str, max_field_size: int
+) -> NoReturn:
     raise errors.DataError(
         f"expected at most {max_field_size:,} characters in a field (`data.max_field_size`), "
         f"received {len(text):,} characters starting {text[:40]!r}",
@@ -208,7 +210,7 @@ def _read_bytes(path: Path) -> bytes:
         return f.read()
 
 
-def _open_text(path: Path, encoding: str):
+def _open_text(path: Path, encoding: str) -> IO[str]:
     if path.suffix.lower() == ".gz":
         return gzip.open(path, "rt", encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
@@ -228,12 +230,12 @@ def _unlimited_fields() -> Iterator[None]:
 class _Lines:
     """Iterates a text file's lines, keeping those of the record being read."""
 
-    def __init__(self, f, sep: str):
+    def __init__(self, f: Iterator[str], sep: str) -> None:
         self._f = f
         self._sep = sep
         self.record: list[str] = []
 
-    def __iter__(self):
+    def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
@@ -243,14 +245,14 @@ class _Lines:
         return line
 
 
-def _reader(f, fmt: TextFormat, strict: bool = False):
+def _reader(f: Iterator[str], fmt: TextFormat, strict: bool = False) -> Any:
     delimiter = "\x1f" if len(fmt.sep) > 1 else fmt.sep
     quoting: Literal[0, 3] = csv.QUOTE_MINIMAL if fmt.quoting else csv.QUOTE_NONE
     lines = f if isinstance(f, _Lines) else _Lines(f, fmt.sep)
     return csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=strict)
 
 
-def _diagnose(path: Path, fmt: TextFormat, num_fields: Optional[int], max_field_size: int):
+def _diagnose(path: Path, fmt: TextFormat, num_fields: Optional[int], max_field_size: int) -> None:
     """Raises DataError at the first undecodable byte, unclosed quote, ragged row or oversized
     field, if there is one."""
     opener = gzip.open if path.suffix.lower() == ".gz" else open
@@ -302,7 +304,14 @@ def _name(header: Optional[list[str]], index: int) -> str:
     return f"#{index + 1}"
 
 
-def _raise_unparsable(path, fmt, header, start, lines: _Lines, error: csv.Error):
+def _raise_unparsable(
+    path: Path,
+    fmt: TextFormat,
+    header: Optional[list[str]],
+    start: int,
+    lines: _Lines,
+    error: csv.Error,
+) -> NoReturn:
     # Alone, the record's first line ends inside the quoted field: its last field is the one
     # the quote opens.
     first = lines.record[0] if lines.record else ""

@@ -6,10 +6,16 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+import types
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 from tfrec import config as config_lib
 from tfrec import console
+
+if TYPE_CHECKING:
+    from tfrec.data import prepared as prepared_lib
 
 _CONFIGS = {"synthetic": "demo.yaml", "online-retail": "online_retail.yaml"}
 # The full two-stage pipeline (retrieve, rank, blend, business rules): on both shipped datasets
@@ -32,7 +38,9 @@ def _print_list(title: str, out: dict, ms: float) -> None:
         print(f"  {rank:>2}. {score:7.3f}  {item.decode():<10} {name.decode()[:60]}")
 
 
-def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> None:
+def serve_and_query(
+    export_dir: Path, prepared: prepared_lib.PreparedData, model_name: str = "tfrec"
+) -> None:
     """Starts the development server on the export, sends requests over gRPC and REST."""
     from tfrec.serving import Client, server
 
@@ -47,7 +55,7 @@ def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> No
         print(
             f"\nServing {model_name} on gRPC {running.grpc_target} and REST {running.rest_target}"
         )
-        before = None
+        before: Optional[dict] = None
         for protocol, target in (("grpc", running.grpc_target), ("rest", running.rest_target)):
             client = Client(target, protocol=protocol)
             client.predict(model_name, _request(user, events, 5), signature_name=SIGNATURE)
@@ -72,12 +80,13 @@ def serve_and_query(export_dir: Path, prepared, model_name: str = "tfrec") -> No
             _print_list(
                 f"\n[{protocol}] same user right after a cart event for {new_item}", out, ms
             )
+        assert before is not None  # set by the first loop, which always runs
         changed = list(out["item_ids"][0]) != list(before["item_ids"][0])
         print(f"\nRecommendations changed with the new event, no retraining: {changed}")
     print("Server stopped.")
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="synthetic", choices=sorted(_CONFIGS))
     parser.add_argument("--workdir", default="runs/demo")
@@ -101,6 +110,7 @@ def main(argv=None) -> int:
     evaluation_run.evaluate_workdir(args.workdir, prepared)
     steps = {"train": trained - start, "evaluate": time.perf_counter() - trained}
     mark = time.perf_counter()
+    compression_run: Optional[types.ModuleType]
     try:
         from tfrec.pipelines import compress as compression_run
     except ImportError:  # compression is optional for the demo

@@ -56,8 +56,8 @@ def recommend(
             f"`events` must give one event type per `recent` item ({len(recent)}), "
             f"received {len(events)}"
         )
-    events = list(zip(recent, events, strict=True))
-    inputs = requests.build(user, events, now=now, k=k, query_text=query or None)
+    pairs = list(zip(recent, events, strict=True))
+    inputs = requests.build(user, pairs, now=now, k=k, query_text=query or None)
     name = model_name + run_lib.TEXT_SUFFIX if query else model_name
     with client_lib.Client(server, protocol="rest" if rest else "grpc") as client:
         out = client.predict(name, inputs, signature_name=signature)

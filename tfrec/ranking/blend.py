@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 from tfrec import config as config_lib
 from tfrec.ranking import metrics
@@ -18,7 +20,7 @@ ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _EPS = 1e-6
 
 
-def _standardize(scores, valid):
+def _standardize(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-row z-scores over the valid entries (invalid ones count for nothing)."""
     count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
     mean = np.where(valid, scores, 0.0).sum(axis=1, keepdims=True) / count
@@ -42,11 +44,13 @@ class Blend:
 
     alpha: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if isinstance(self.alpha, bool) or not 0.0 <= float(self.alpha) <= 1.0:
             raise ValueError(f"`alpha` must lie in [0, 1], received {self.alpha!r}")
 
-    def combine(self, retrieval, ranker, valid=None) -> np.ndarray:
+    def combine(
+        self, retrieval: npt.ArrayLike, ranker: npt.ArrayLike, valid: Optional[npt.ArrayLike] = None
+    ) -> np.ndarray:
         """Blended scores [q, n] of retrieval and ranker scores [q, n] (or [n]).
 
         `valid` [q, n] bool marks candidates that take part (e.g. not excluded); the others
@@ -66,11 +70,11 @@ class Blend:
         out = out + self.alpha * _standardize(ranker, valid)
         return out[0] if flat else out
 
-    def tf_combine(self, retrieval, ranker, valid):
+    def tf_combine(self, retrieval: Any, ranker: Any, valid: Any) -> Any:
         """The same blend in TensorFlow, for serving graphs: [b, n] float32 and [b, n] bool."""
         import tensorflow as tf
 
-        def standardize(scores):
+        def standardize(scores: Any) -> Any:
             mask = tf.cast(valid, tf.float32)
             count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
             safe = tf.where(valid, scores, 0.0)  # excluded scores may be -3.4e38
@@ -81,12 +85,12 @@ class Blend:
 
         return (1.0 - self.alpha) * standardize(retrieval) + self.alpha * standardize(ranker)
 
-    def save(self, path, tried: Sequence = ()) -> None:
+    def save(self, path: os.PathLike | str, tried: Sequence = ()) -> None:
         data = {"alpha": self.alpha, "tried": [list(t) for t in tried]}
         config_lib.write_text_atomic(Path(path), json.dumps(data, indent=2))
 
     @classmethod
-    def load(cls, path) -> Blend:
+    def load(cls, path: os.PathLike | str) -> Blend:
         """The blend saved at `path`; a run without one ranks by the ranker alone."""
         path = Path(path)
         if not path.is_file():
@@ -117,7 +121,8 @@ def tune(
     Returns:
         (Blend, [(alpha, ndcg@k), ...]) over the grid.
     """
-    tried, best = [], None
+    tried: list[tuple[float, float]] = []
+    best: Optional[tuple[Blend, float]] = None
     for alpha in alphas:
         blend = Blend(float(alpha))
         scores = blend.combine(retrieval, ranker, valid)
@@ -127,4 +132,6 @@ def tune(
         tried.append((float(alpha), value))
         if best is None or value > best[1] + 1e-12:
             best = (blend, value)
+    if best is None:
+        raise TypeError("`alphas` must hold at least one value, received none")
     return best[0], tried

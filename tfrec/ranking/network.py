@@ -39,10 +39,11 @@ def _vocabulary(values: Sequence[str], name: str, allow_empty: bool = False) -> 
         raise ValueError(f"`{name}` must hold at least one id, received an empty list")
     if "" in values:
         raise ValueError(f"`{name}` must not contain the empty string (it means padding)")
-    if len(set(values)) != len(values):
-        seen: set = set()
-        dup = next(v for v in values if v in seen or seen.add(v))
-        raise ValueError(f"`{name}` must be unique, received {dup!r} twice")
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"`{name}` must be unique, received {value!r} twice")
+        seen.add(value)
     return values
 
 
@@ -62,7 +63,7 @@ def _inputs(max_history: int) -> dict:
     return {n: tf.keras.Input(shape=s, dtype=d, name=n) for n, (s, d) in shapes.items()}
 
 
-def _id_embedding(ids, vocabulary: list, dim: int, name: str):
+def _id_embedding(ids: tf.Tensor, vocabulary: list, dim: int, name: str) -> tf.Tensor:
     # One OOV index (0): ids unseen in training share a learned "unknown" vector.
     lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, name=f"{name}_lookup")
     return tf.keras.layers.Embedding(len(vocabulary) + 1, dim, name=f"{name}_embedding")(
@@ -70,7 +71,7 @@ def _id_embedding(ids, vocabulary: list, dim: int, name: str):
     )
 
 
-def _int_embedding(values, size: int, dim: int, name: str):
+def _int_embedding(values: tf.Tensor, size: int, dim: int, name: str) -> tf.Tensor:
     # IntegerLookup keeps an out-of-range hour or weekday from a request OOV-safe.
     lookup = tf.keras.layers.IntegerLookup(vocabulary=list(range(size)), name=f"{name}_lookup")
     return tf.keras.layers.Embedding(size + 1, dim, name=f"{name}_embedding")(lookup(values))

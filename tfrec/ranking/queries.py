@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0
 
 def ranking_queries(
     interactions: pd.DataFrame,
-    item_ids: Sequence[str],
+    item_ids: Union[Sequence[str], np.ndarray],
     heads: Sequence[str],
     max_history: int,
     start: Optional[int] = None,
@@ -33,7 +33,7 @@ def ranking_queries(
 
     Args:
         interactions: pd.DataFrame in the canonical schema (tfrec.data.schema), sorted by time.
-        item_ids: list of str. The catalog; item_index refers to positions in it. Events on
+        item_ids: list or array of str. The catalog; item_index refers to positions in it. Events on
             other items are left out of the positives (they still appear in histories).
         heads: list of str. Label columns, e.g. ("view", "cart", "purchase").
         max_history: int. History length.
@@ -56,7 +56,8 @@ def ranking_queries(
     if end is not None:
         window &= ts < end
     catalog = pd.Index(list(item_ids))
-    item_index = catalog.get_indexer(items)
+    # pandas-stubs wants an Index; get_indexer takes any array of labels.
+    item_index = catalog.get_indexer(cast(pd.Index, items))
     target = window & (item_index >= 0)
 
     frame = pd.DataFrame({"user": users[target], "ts": ts[target]})

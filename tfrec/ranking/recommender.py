@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec.ranking import examples, requests
+
+if TYPE_CHECKING:
+    from tfrec.exporting import signatures
 
 
 def combined_score(outputs: Mapping, head_weights: Mapping[str, float]) -> np.ndarray:
@@ -32,7 +35,7 @@ def combined_score(outputs: Mapping, head_weights: Mapping[str, float]) -> np.nd
     missing = sorted(set(outputs) - set(head_weights))
     if missing:
         raise ValueError(f"`head_weights` must weigh every head, missing {missing}")
-    total = 0.0
+    total: Union[float, np.ndarray] = 0.0
     for head in sorted(outputs):
         value = np.asarray(outputs[head], np.float64).reshape(-1)
         if head not in examples.REGRESSION_HEADS:
@@ -65,11 +68,15 @@ class Recommender:
         dict_keys(['item_id', 'score', 'ranker_score', 'retrieval_score', 'explanation'])
     """
 
-    def __init__(self, module, text_module=None):
+    def __init__(
+        self,
+        module: signatures.ServingModule,
+        text_module: Optional[signatures.ServingModule] = None,
+    ) -> None:
         for name, value, text in (("module", module, False), ("text_module", text_module, True)):
             if value is None and text:
                 continue
-            if getattr(value, "ranker", None) is None:
+            if value is None or getattr(value, "ranker", None) is None:
                 raise ValueError(
                     f"`{name}` must be a ServingModule with a ranker, received "
                     f"{type(value).__name__}"
@@ -136,7 +143,7 @@ def _tensor(value: np.ndarray) -> tf.Tensor:
     return tf.constant(value, tf.string if value.dtype == object else None)
 
 
-def _text(value) -> str:
+def _text(value: Union[bytes, str]) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

@@ -56,12 +56,12 @@ def apply_rules(
         array([1, 0])
     """
     item_ids = [str(i) for i in item_ids]
-    scores = np.asarray(scores, np.float64).ravel()
+    score_array = np.asarray(scores, np.float64).ravel()
     categories = [str(c) for c in categories]
-    if not (len(item_ids) == len(scores) == len(categories)):
+    if not (len(item_ids) == len(score_array) == len(categories)):
         raise ValueError(
             f"`item_ids`, `scores` and `categories` must have one entry per candidate, "
-            f"received lengths {len(item_ids)}, {len(scores)}, {len(categories)}"
+            f"received lengths {len(item_ids)}, {len(score_array)}, {len(categories)}"
         )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"`k` must be an int >= 0, received {k!r}")
@@ -76,7 +76,7 @@ def apply_rules(
     blocked = excluded_items(recent_events, exclude_event_types) | {str(i) for i in unavailable}
     per_category: dict = {}
     kept: list = []
-    for pos in np.argsort(-scores, kind="stable"):
+    for pos in np.argsort(-score_array, kind="stable"):
         if len(kept) >= k:
             break
         item, category = item_ids[pos], categories[pos]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from tfrec.evaluation import metrics as retrieval_metrics
 from tfrec.models import repeat_prior
 from tfrec.ranking import examples
 from tfrec.ranking import queries as queries_lib
+
+if TYPE_CHECKING:
+    from tfrec.models import retrieval
 
 # Cap on positives of validation and test ranking examples: enough for stable per-head AUCs.
 MAX_EVAL_POSITIVES = 2000
@@ -68,6 +71,8 @@ def retrieve_top_n(
         end = min(start + _SCORE_CHUNK, len(query_vectors))
         scores = query_vectors[start:end] @ item_vectors.T
         if prior is not None:
+            if history_index is None:
+                raise TypeError("`history_index` is required with `prior`, received None")
             scores += prior.weights(history_index[start:end], scores.shape[1])
         if exclude is not None:
             for row in range(start, end):
@@ -76,7 +81,12 @@ def retrieve_top_n(
     return out
 
 
-def _subsample(queries, positives, max_positives: Optional[int], seed: int):
+def _subsample(
+    queries: examples.RankingQueries,
+    positives: examples.LabeledPairs,
+    max_positives: Optional[int],
+    seed: int,
+) -> tuple[examples.RankingQueries, examples.LabeledPairs]:
     """Whole queries in a seeded random order while their positives fit in `max_positives`.
 
     The cap counts positives, not queries: rows (and so epoch time) grow with positives, and
@@ -107,7 +117,7 @@ def _subsample(queries, positives, max_positives: Optional[int], seed: int):
 def labeled_examples(
     config: config_lib.Config,
     prepared: prepared_lib.PreparedData,
-    retrieval_model,
+    retrieval_model: retrieval.RetrievalModel,
     heads: Sequence[str],
     start: Optional[int],
     end: Optional[int],
@@ -155,8 +165,11 @@ def labeled_examples(
         item_vectors = inference.item_embeddings(retrieval_model.candidate_model, prepared.table)
     history_index = prepared.catalog_index(queries.history_item_ids)
     if len(queries):
+        # RankingQueries holds every query feature, but pipeline.QuerySource does not list it.
         query_vectors = inference.query_embeddings(
-            retrieval_model.query_model, queries, prepared.spec
+            retrieval_model.query_model,
+            queries,  # type: ignore[arg-type]
+            prepared.spec,
         )
         hard = retrieve_top_n(
             query_vectors,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -19,14 +20,32 @@ from tfrec.ranking import dataset, examples, recommender, sampling, training
 from tfrec.ranking import metrics as ranking_metrics
 from tfrec.training import workdir as workdir_lib
 
+if TYPE_CHECKING:
+    from tfrec.data import examples as data_examples
+    from tfrec.models import retrieval
+    from tfrec.ranking import model as ranking_model
+
 # Cut-off of the reported comparison (the size of a recommendation list).
 K = 10
 _RANK_BATCH = 8192
 
 
-def _ranker_scores(ranker, queries, catalog, pairs, head_weights) -> np.ndarray:
+def _ranker_scores(
+    ranker: ranking_model.RankingModel,
+    queries: data_examples.EvalQueries,
+    catalog: examples.RankingCatalog,
+    pairs: examples.LabeledPairs,
+    head_weights: dict[str, float],
+) -> np.ndarray:
     """Combined ranker scores [len(pairs)] of (query, candidate) rows with retrieval scores."""
-    ds = dataset.make_dataset(pairs, queries, catalog, ranker.heads, _RANK_BATCH)
+    # EvalQueries holds every query feature of RankingQueries, which make_dataset reads.
+    ds = dataset.make_dataset(
+        pairs,
+        queries,  # type: ignore[arg-type]
+        catalog,
+        ranker.heads,
+        _RANK_BATCH,
+    )
     network = ranker.network
     parts = [
         recommender.combined_score(network(batch, training=False), head_weights) for batch, _ in ds
@@ -61,9 +80,9 @@ class StageScores:
 def stage_scores(
     config: config_lib.Config,
     prepared: prepared_lib.PreparedData,
-    retrieval_model,
-    ranker,
-    queries,
+    retrieval_model: retrieval.RetrievalModel,
+    ranker: ranking_model.RankingModel,
+    queries: data_examples.EvalQueries,
     prior: Optional[repeat_prior.RepeatPrior] = None,
     item_vectors: Optional[np.ndarray] = None,
 ) -> StageScores:
@@ -110,10 +129,10 @@ def stage_scores(
 
 def tune_blend(
     config: config_lib.Config,
-    workdir,
+    workdir: os.PathLike | str,
     prepared: prepared_lib.PreparedData,
-    retrieval_model,
-    ranker,
+    retrieval_model: retrieval.RetrievalModel,
+    ranker: ranking_model.RankingModel,
 ) -> dict:
     """Chooses the ranker's weight in the final score on the ranker's validation window.
 
@@ -129,6 +148,7 @@ def tune_blend(
     queries = prepared.validation
     rows = np.flatnonzero((queries.timestamp >= start) & (queries.timestamp < end))
     prior = repeat_prior.RepeatPrior.load(workdir_lib.Workdir(workdir).repeat_prior)
+    tried: list[tuple[float, float]]
     if len(rows) == 0:
         chosen, tried = blend_lib.Blend(), []
     else:
@@ -150,9 +170,9 @@ def tune_blend(
 def evaluate_two_stage(
     config: config_lib.Config,
     prepared: prepared_lib.PreparedData,
-    retrieval_model,
-    ranker,
-    queries,
+    retrieval_model: retrieval.RetrievalModel,
+    ranker: ranking_model.RankingModel,
+    queries: data_examples.EvalQueries,
     max_ranker_positives: Optional[int] = sampling.MAX_EVAL_POSITIVES,
     prior: Optional[repeat_prior.RepeatPrior] = None,
     blend: Optional[blend_lib.Blend] = None,

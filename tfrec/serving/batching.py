@@ -8,12 +8,18 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import numpy as np
 
 from tfrec import errors
 from tfrec.serving import status, tensors
+
+if TYPE_CHECKING:
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from tfrec.serving import metrics as metrics_lib
+    from tfrec.serving import servable as servable_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +38,7 @@ class BatchingParameters:
     num_batch_threads: int = os.cpu_count() or 1
     max_enqueued_batches: int = 100
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             minimum = 0 if field.name == "batch_timeout_micros" else 1
@@ -86,7 +92,7 @@ def parse_batching_parameters(text: str) -> BatchingParameters:
 
 
 class _Item:
-    def __init__(self, inputs: Mapping[str, np.ndarray], rows: int):
+    def __init__(self, inputs: Mapping[str, np.ndarray], rows: int) -> None:
         self.inputs = inputs
         self.rows = rows
         self.enqueued = time.monotonic()
@@ -97,12 +103,14 @@ class _Item:
 
 
 class _Queue:
-    def __init__(self):
+    def __init__(self) -> None:
         self.items: list[_Item] = []
         self.rows = 0
 
 
-def batch_rows(signature_def, inputs: Mapping[str, np.ndarray]) -> Optional[int]:
+def batch_rows(
+    signature_def: meta_graph_pb2.SignatureDef, inputs: Mapping[str, np.ndarray]
+) -> Optional[int]:
     """Rows of a batchable request, or None when the request must run alone.
 
     Batchable: every input and output of the signature has a free leading dimension, and every
@@ -137,7 +145,9 @@ class Batcher:
         metrics: Metrics or None. Receives the rows of every signature execution.
     """
 
-    def __init__(self, params: BatchingParameters, metrics=None):
+    def __init__(
+        self, params: BatchingParameters, metrics: Optional[metrics_lib.Metrics] = None
+    ) -> None:
         self.params = params
         self.metrics = metrics
         self._cv = threading.Condition()
@@ -145,7 +155,13 @@ class Batcher:
         self._slots = threading.Semaphore(params.num_batch_threads)
         self.num_batches = 0  # merged calls that held more than one request
 
-    def run(self, servable, signature_name: str, signature_def, inputs) -> dict:
+    def run(
+        self,
+        servable: servable_lib.Servable,
+        signature_name: str,
+        signature_def: meta_graph_pb2.SignatureDef,
+        inputs: Mapping[str, np.ndarray],
+    ) -> dict:
         """Same contract as `servable.run`, possibly sharing the call with other requests."""
         rows = batch_rows(signature_def, inputs)
         if rows is None or rows > self.params.max_batch_size:
@@ -195,7 +211,9 @@ class Batcher:
                 self._cv.notify_all()
         return self._result(item)
 
-    def _execute(self, servable, signature_name: str, batch: list) -> None:
+    def _execute(
+        self, servable: servable_lib.Servable, signature_name: str, batch: list[_Item]
+    ) -> None:
         with self._slots:
             if len(batch) > 1:
                 try:
@@ -220,7 +238,13 @@ class Batcher:
                 except BaseException as e:  # noqa: BLE001 (handed to the request's thread)
                     b.error = e
 
-    def _run(self, servable, signature_name: str, inputs, rows: Optional[int]) -> dict:
+    def _run(
+        self,
+        servable: servable_lib.Servable,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        rows: Optional[int],
+    ) -> dict:
         outputs = servable.run(signature_name, inputs)
         if self.metrics is not None and rows is not None:
             self.metrics.observe_batch(servable.name, signature_name, rows)
@@ -230,4 +254,6 @@ class Batcher:
     def _result(item: _Item) -> dict:
         if item.error is not None:
             raise item.error
-        return item.result
+        # Set whenever `error` is not, unless the leader's merged call was cut short by a
+        # BaseException that is not an Exception (its own thread re-raises that one).
+        return cast(dict, item.result)

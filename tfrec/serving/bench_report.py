@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 import numpy as np
 
@@ -31,11 +32,11 @@ def brief(cell: dict) -> str:
 # -- ratios, growth and targets ----------------------------------------------------------------
 
 
-def _find(cells, **match) -> Optional[dict]:
+def _find(cells: Iterable[dict], **match: Any) -> Optional[dict]:
     return next((c for c in cells if all(c[k] == v for k, v in match.items())), None)
 
 
-def _ratio(a, b) -> Optional[float]:
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 3) if a is not None and b else None
 
 
@@ -83,7 +84,7 @@ def add_ratios(results: dict) -> None:
             if not row:
                 continue
             p50 = [c["single"]["p50_ms"] for c in row]
-            entry = {
+            entry: dict[str, Any] = {
                 "model": model,
                 "signature": signature,
                 "items": [c["items"] for c in row],
@@ -135,7 +136,7 @@ def add_ratios(results: dict) -> None:
 # -- markdown ----------------------------------------------------------------------------------
 
 
-def fmt(value, digits: int = 2) -> str:
+def fmt(value: Optional[float], digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 

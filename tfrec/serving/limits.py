@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class RequestLimits:
     max_request_bytes: int = config_lib.ServingConfig.max_request_bytes
     idle_timeout_seconds: float = config_lib.ServingConfig.idle_timeout_seconds
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -133,9 +133,9 @@ class RequestLimits:
                     )
 
 
-def json_shape(value, field: str) -> list:
+def json_shape(value: Any, field: str) -> list[int]:
     """The shape a JSON value declares (lengths along its first elements), depth-capped."""
-    dims = []
+    dims: list[int] = []
     while isinstance(value, list):
         if len(dims) >= MAX_JSON_DEPTH:
             raise status.invalid(

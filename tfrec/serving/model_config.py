@@ -74,9 +74,12 @@ def _spec_from_proto(proto, config_dir: Path, model_base_path: Optional[Path]) -
     if base is not None and not base.is_absolute():
         base = config_dir / base
     # A config written for the container (`/models/<name>`) also works locally: fall back to the
-    # folder of the same name under --model-base-path when the configured path does not exist.
+    # folder of the same name under --model-base-path, else beside the config file (where
+    # `tfrec export` writes it), when the configured path does not exist.
     if (base is None or not base.exists()) and model_base_path is not None:
         base = model_base_path / proto.name
+    if (base is None or not base.exists()) and (config_dir / proto.name).is_dir():
+        base = config_dir / proto.name
     if base is None:
         raise errors.ConfigError(f"models.config: `base_path` of `{proto.name}` is empty")
     policy = proto.model_version_policy.WhichOneof("policy_choice") or "latest"
@@ -103,8 +106,10 @@ def parse_models_config(text: str, config_dir: os.PathLike | str = ".", model_ba
 
     Args:
         text: str. The file's content (`model_config_list { config { ... } }`).
-        config_dir: path. Relative `base_path`s are resolved against it.
-        model_base_path: path or None. Fallback parent folder for missing `base_path`s.
+        config_dir: path. Relative `base_path`s are resolved against it; the last fallback
+            parent folder for `base_path`s that do not exist.
+        model_base_path: path or None. The first fallback parent folder for `base_path`s that
+            are empty or do not exist.
 
     Returns:
         list of ModelSpec.

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
-from typing import Optional
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec.serving import limits, status
 
+if TYPE_CHECKING:
+    from tensorflow.core.protobuf import meta_graph_pb2
 
-def _is_b64(value) -> bool:
+
+def _is_b64(value: Any) -> bool:
     return isinstance(value, dict) and list(value) == ["b64"]
 
 
-def _strings(value, field: str):
+def _strings(value: Any, field: str) -> tuple[Any, tuple[int, ...]]:
     """Nested JSON of strings -> (nested bytes, shape); rejects ragged or non-string values."""
     if isinstance(value, list):
         parts = [_strings(v, f"{field}[{i}]") for i, v in enumerate(value)]
@@ -38,7 +41,7 @@ def _strings(value, field: str):
     raise status.invalid(f'`{field}`: expected a string or {{"b64": ...}}, received {value!r}')
 
 
-def json_to_array(value, dtype: tf.DType, field: str) -> np.ndarray:
+def json_to_array(value: Any, dtype: tf.DType, field: str) -> np.ndarray:
     """A JSON value as an array of the signature's dtype; INVALID_ARGUMENT naming `field`."""
     if dtype == tf.string:
         nested, shape = _strings(value, field)
@@ -77,7 +80,7 @@ def json_to_array(value, dtype: tf.DType, field: str) -> np.ndarray:
     return array.astype(target)
 
 
-def decode_body(raw: bytes):
+def decode_body(raw: bytes) -> Any:
     """The JSON of a request body; malformed or too deeply nested JSON is INVALID_ARGUMENT."""
     try:
         return json.loads(raw)
@@ -87,7 +90,7 @@ def decode_body(raw: bytes):
         raise status.invalid("request body: malformed JSON: nested too deeply") from e
 
 
-def _fill(nested, shape):
+def _fill(nested: Any, shape: tuple[int, ...]) -> np.ndarray:
     # Filled through a flat view: np.array(nested, dtype=object) would keep ragged lists.
     holder = np.empty(shape, dtype=object)
     flat = holder.reshape(-1)
@@ -95,7 +98,7 @@ def _fill(nested, shape):
     return holder
 
 
-def _flatten(nested):
+def _flatten(nested: Any) -> Iterator[Any]:
     if isinstance(nested, list):
         for v in nested:
             yield from _flatten(v)
@@ -104,7 +107,9 @@ def _flatten(nested):
 
 
 def parse_predict(
-    body, signature_def, request_limits: Optional[limits.RequestLimits] = None
+    body: Any,
+    signature_def: meta_graph_pb2.SignatureDef,
+    request_limits: Optional[limits.RequestLimits] = None,
 ) -> tuple[dict, bool]:
     """Inputs of a `:predict` body; True when it used the row (`instances`) format.
 
@@ -117,7 +122,11 @@ def parse_predict(
         raise status.invalid("request body: lists nested too deeply") from e
 
 
-def _parse_predict(body, signature_def, request_limits) -> tuple[dict, bool]:
+def _parse_predict(
+    body: Any,
+    signature_def: meta_graph_pb2.SignatureDef,
+    request_limits: Optional[limits.RequestLimits],
+) -> tuple[dict, bool]:
     if not isinstance(body, dict):
         raise status.invalid(
             f"request body: expected a JSON object, received {type(body).__name__}"
@@ -161,7 +170,12 @@ def _single_input(dtypes: Mapping, field: str) -> str:
     return next(iter(dtypes))
 
 
-def _convert(columns: Mapping, dtypes: Mapping, field: str, request_limits=None) -> dict:
+def _convert(
+    columns: Mapping,
+    dtypes: Mapping,
+    field: str,
+    request_limits: Optional[limits.RequestLimits] = None,
+) -> dict:
     out = {}
     for name, value in columns.items():
         where = field.format(name)
@@ -176,13 +190,13 @@ def _convert(columns: Mapping, dtypes: Mapping, field: str, request_limits=None)
     return out
 
 
-def _looks_stringy(value) -> bool:
+def _looks_stringy(value: Any) -> bool:
     while isinstance(value, list) and value:
         value = value[0]
     return isinstance(value, str) or _is_b64(value)
 
 
-def array_to_json(array: np.ndarray, name: str):
+def array_to_json(array: np.ndarray, name: str) -> Any:
     """An output array as JSON; strings are UTF-8 text, or `{"b64"}` for `*_bytes` or binary."""
     if array.dtype.kind not in ("O", "S", "U"):
         # Python's json writes NaN and Infinity bare, as TF Serving does.
@@ -191,7 +205,7 @@ def array_to_json(array: np.ndarray, name: str):
     return _walk(array.tolist(), binary)
 
 
-def _walk(value, binary: bool):
+def _walk(value: Any, binary: bool) -> Any:
     if isinstance(value, list):
         return [_walk(v, binary) for v in value]
     if isinstance(value, str):
@@ -222,10 +236,11 @@ def format_predict(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
         return {"predictions": array_to_json(array, name)}
     columns = {k: array_to_json(v, k) for k, v in outputs.items()}
     n = next(iter(sizes.values()))
+    assert n is not None  # sizes holds no None: checked above
     return {"predictions": [{k: col[i] for k, col in columns.items()} for i in range(n)]}
 
 
-def json_to_output(value, dtype: tf.DType) -> np.ndarray:
+def json_to_output(value: Any, dtype: Optional[tf.DType]) -> np.ndarray:
     """A reply value back to NumPy (clients): strings and `{"b64"}` become bytes."""
     if dtype is None:  # undeclared: infer from the JSON
         return (
