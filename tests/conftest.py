@@ -58,7 +58,9 @@ def tiny_run(tmp_path_factory) -> TinyRun:
 
     root = tmp_path_factory.mktemp("tiny-run")
     data = root / "data"
-    synthetic.write(synthetic.generate(num_items=120, num_users=60, num_events=1500), data)
+    # The data of configs/tiny.yaml's synthetic section, written out as CSV files.
+    sizes = config_lib.load(harness.TINY_CONFIG).data.synthetic
+    synthetic.write(synthetic.generate(**dataclasses.asdict(sizes)), data)
     overrides = harness.TINY_RUN_OVERRIDES + ["eval.baselines=[most_popular]", *SYNTHETIC_CSV]
     config = config_lib.load(harness.TINY_CONFIG, overrides + [f"data.path={data}"])
     train_run.train_all(config, root / "run", baselines=False)

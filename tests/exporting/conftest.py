@@ -10,6 +10,7 @@ import pytest
 
 import tfrec  # noqa: F401  (sets the Keras-2 environment before TensorFlow is imported)
 from tests import harness
+from tfrec import artifact
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.exporting import index as index_lib
@@ -35,13 +36,11 @@ class Run:
 
 
 @pytest.fixture(scope="session")
-def run(tmp_path_factory) -> Run:
-    config = config_lib.load(harness.TINY_CONFIG, OVERRIDES)
-    workdir = tmp_path_factory.mktemp("workdir")
-    prepared = prepared_lib.prepare(config)
-    trainer.train(config, workdir, prepared)
+def run(tiny_run, tmp_path_factory) -> Run:
+    """The suite's tiny model, loaded from its artifact, exported with a strong prior."""
+    art = artifact.Artifact(tiny_run.artifact)
+    config, workdir, prepared = art.config, art.root, art.prepared()
     model = trainer.load_trained(config, workdir, prepared)
-    ranking_training.train_ranker(config, workdir, prepared, model)
     ranker = ranking_training.load_ranker(config, workdir, prepared, model)
     trained = export_run.Trained(
         config=config,
