@@ -63,7 +63,7 @@ def test_failure_mid_export_leaves_no_version(run, tmp_path, monkeypatch):
 def test_versions_count_up_and_existing_versions_are_refused(tmp_path):
     (tmp_path / "tfrec" / "3").mkdir(parents=True)
     (tmp_path / "tfrec" / "3" / "saved_model.pb").write_text("")
-    (tmp_path / "tfrec" / ".tmp-4-x").mkdir()  # an export in progress does not count
+    (tmp_path / "tfrec" / f"{writer.TMP_PREFIX}4-x").mkdir()  # an export in progress: no version
     assert writer.next_version(tmp_path, ["tfrec", "tfrec_text"]) == 4
     with pytest.raises(errors.ConfigError, match="`--version` 3 already exists"):
         writer.check_version(3, tmp_path, ["tfrec"])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Optional
 
-from tfrec import config as config_lib
+from google.protobuf import text_encoding
+
+from tfrec import errors
 from tfrec.exporting import writer
 
 BATCHING_PARAMETERS = """\
@@ -32,15 +36,34 @@ prometheus_config {
 """
 
 
-def models_config(export_dir: os.PathLike | str, base_prefix: str = "/models") -> str:
+def check_base_prefix(base_prefix: Optional[str]) -> Optional[str]:
+    """`base_prefix` if it is None or an absolute path, else ConfigError."""
+    if base_prefix is not None and not str(base_prefix).startswith("/"):
+        raise errors.ConfigError(
+            "`--base-prefix` must be an absolute path (tensorflow_model_server needs absolute "
+            f"base paths), e.g. '/models', received {base_prefix!r}"
+        )
+    return base_prefix
+
+
+def models_config(export_dir: os.PathLike | str, base_prefix: Optional[str] = None) -> str:
     """A ModelServerConfig for every model folder under `export_dir` that holds versions.
 
     Each model serves its two newest versions, labelled `canary` (newest) and `stable` (the
     one before; the newest when there is only one), so a new export can take a share of
-    traffic by label before it becomes stable. Base paths are `<base_prefix>/<name>` (the
-    Docker layout); `tfrec serve` falls back to `<--model-base-path>/<name>` when absent.
+    traffic by label before it becomes stable. Labels name only versions found complete on
+    disk. Base paths are absolute, as tensorflow_model_server needs: `<export_dir>/<name>`
+    by default, or `<base_prefix>/<name>` for a server that mounts the folder elsewhere (e.g.
+    `/models` in a container); `tfrec serve` falls back to the model folder beside the
+    config file when a configured path does not exist.
+
+    Args:
+        export_dir: path. The folder of model folders the config describes.
+        base_prefix: str or None. The folder's absolute path as the server sees it; None: the
+            absolute path of `export_dir` here.
     """
     export_dir = Path(export_dir)
+    prefix = check_base_prefix(base_prefix) or str(export_dir.resolve())
     blocks = []
     for child in sorted(export_dir.iterdir()) if export_dir.is_dir() else []:
         found = writer.versions(child)
@@ -48,10 +71,11 @@ def models_config(export_dir: os.PathLike | str, base_prefix: str = "/models") -
             continue
         newest = found[-1]
         stable = found[-2] if len(found) > 1 else newest
+        base_path = text_encoding.CEscape(f"{prefix.rstrip('/')}/{child.name}", as_utf8=True)
         blocks.append(
             "  config {\n"
-            f'    name: "{child.name}"\n'
-            f'    base_path: "{base_prefix.rstrip("/")}/{child.name}"\n'
+            f'    name: "{text_encoding.CEscape(child.name, as_utf8=True)}"\n'
+            f'    base_path: "{base_path}"\n'
             '    model_platform: "tensorflow"\n'
             "    model_version_policy { latest { num_versions: 2 } }\n"
             f'    version_labels {{ key: "stable" value: {stable} }}\n'
@@ -60,14 +84,33 @@ def models_config(export_dir: os.PathLike | str, base_prefix: str = "/models") -
         )
     header = (
         "# Written by `tfrec export`: every model folder here, its two newest versions served,\n"
-        "# labelled stable (previous) and canary (newest). Rewritten on every export.\n"
+        "# labelled stable (previous) and canary (newest). Rewritten on every export, after all\n"
+        "# models' new versions are in place.\n"
     )
     return header + "model_config_list {\n" + "".join(blocks) + "}\n"
 
 
-def write(export_dir: os.PathLike | str) -> None:
-    """(Re)writes models.config, batching_parameters.txt and monitoring.config atomically."""
+def write(export_dir: os.PathLike | str, base_prefix: Optional[str] = None) -> None:
+    """(Re)writes models.config, batching_parameters.txt and monitoring.config atomically.
+
+    Each file is written to a temporary file and renamed over the old one, so a server
+    re-reading it sees the old or the new content, never a part.
+    """
     export_dir = Path(export_dir)
-    config_lib.write_text_atomic(export_dir / "models.config", models_config(export_dir))
-    config_lib.write_text_atomic(export_dir / "batching_parameters.txt", BATCHING_PARAMETERS)
-    config_lib.write_text_atomic(export_dir / "monitoring.config", MONITORING)
+    text = models_config(export_dir, base_prefix)
+    _write_readable(export_dir / "models.config", text)
+    _write_readable(export_dir / "batching_parameters.txt", BATCHING_PARAMETERS)
+    _write_readable(export_dir / "monitoring.config", MONITORING)
+
+
+def _write_readable(path: Path, text: str) -> None:
+    """Writes `path` atomically and readable by all: a server may run as another user."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # what `recover` removes
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,12 +1,20 @@
-"""SavedModel versions in TF Serving's layout, each written beside its target and renamed in."""
+"""SavedModel versions in TF Serving's layout, each written beside its target and renamed in.
+
+Several models of one export (`tfrec`, `tfrec_text`, compressed variants) are committed as one
+step: every version is staged in a temporary folder first; only when all are complete is a
+commit journal written and the folders renamed into place; a commit cut short is finished by
+the next export (`recover`), so no version of one model stays without its siblings.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +27,12 @@ from tfrec.exporting import warmup
 ASSETS_EXTRA = "assets.extra"
 TFREC_ASSETS = "assets.extra/tfrec"  # resolved config, feature spec, item index, export.json
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+# Names only tfrec's writers use, so `recover` removes nothing it did not write. Servers skip
+# them: they load integer-named folders only.
+TMP_PREFIX = ".tfrec-tmp-"  # a version being written: `<model>/.tfrec-tmp-<version>-<random>`
+JOURNAL = ".tfrec-commit.json"  # the renames of a commit in progress
+LOCK = ".tfrec-export.lock"  # held by the export writing to the folder
+SERVER_CONFIG_FILES = ("models.config", "batching_parameters.txt", "monitoring.config")
 
 
 def versions(model_dir: os.PathLike | str) -> list[int]:
@@ -68,15 +82,136 @@ def write_atomically(model_dir: os.PathLike | str, version: int, fill: Callable[
     final = model_dir / str(version)
     if final.exists():
         raise errors.ConfigError(f"`version` {version} already exists at `{final}`")
-    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-"))
+    tmp = _stage(model_dir, version, fill)
     try:
-        fill(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a server may run as another user
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _stage(model_dir: Path, version: int, fill: Callable[[Path], None]) -> Path:
+    """Runs `fill(tmp)` on a new temporary folder in `model_dir`; removes it on any error."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f"{TMP_PREFIX}{version}-"))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a server may run as another user
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+@contextlib.contextmanager
+def export_lock(export_dir: os.PathLike | str) -> Iterator[Path]:
+    """Holds the export folder's lock: one export writes to a folder at a time.
+
+    The lock is an `flock` on `<export_dir>/.tfrec-export.lock`, released by the kernel when
+    its process dies, so a killed export never leaves the folder locked.
+
+    Raises:
+        ConfigError: when another export holds the lock.
+    """
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with open(export_dir / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise errors.ConfigError(
+                f"`--export-dir` {str(export_dir)!r} is being written by another export "
+                f"(it holds `{LOCK}`); expected one export at a time"
+            ) from None
+        try:
+            yield export_dir
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_versions(
+    export_dir: os.PathLike | str, version: int, fills: Mapping[str, Callable[[Path], None]]
+) -> dict[str, Path]:
+    """Writes `version` of every model in `fills` as one step; call it holding `export_lock`.
+
+    Each `fill(tmp)` writes one model's version into a temporary folder of its model folder.
+    Only once all are complete are they renamed into place, after a journal of the renames is
+    written: a process killed during the renames leaves the journal, and `recover` (run by the
+    next export) finishes them. A server polling the folder therefore sees each version only
+    once it and all its siblings are complete. On an error before the renames, every
+    temporary folder is removed and nothing is left behind.
+
+    Args:
+        export_dir: path. The folder of model folders.
+        version: int. The version number of every model.
+        fills: dict model name -> callable writing one SavedModel version into a folder.
+
+    Returns:
+        dict model name -> Path of its new version folder.
+    """
+    export_dir = Path(export_dir)
+    finals = {name: export_dir / name / str(version) for name in fills}
+    for final in finals.values():
+        if final.exists():
+            raise errors.ConfigError(f"`version` {version} already exists at `{final}`")
+    staged: dict[str, Path] = {}
+    try:
+        for name, fill in fills.items():
+            staged[name] = _stage(export_dir / name, version, fill)
+        journal = {
+            "version": version,
+            "renames": [
+                [str(staged[n].relative_to(export_dir)), n + "/" + str(version)] for n in fills
+            ],
+        }
+        config_lib.write_text_atomic(export_dir / JOURNAL, json.dumps(journal, indent=2))
+    except BaseException:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _finish_commit(export_dir)
+    return finals
+
+
+def _finish_commit(export_dir: Path) -> list[str]:
+    """Performs the renames of the journal still to do, then removes it; the renamed targets."""
+    journal = json.loads((export_dir / JOURNAL).read_text(encoding="utf-8"))
+    done = []
+    for source, target in journal["renames"]:
+        if (export_dir / source).is_dir() and not (export_dir / target).exists():
+            os.rename(export_dir / source, export_dir / target)
+            done.append(target)
+    os.unlink(export_dir / JOURNAL)
+    return done
+
+
+def recover(export_dir: os.PathLike | str) -> dict:
+    """Puts an export folder left by a killed export back in order; call it holding the lock.
+
+    Finishes a commit whose journal is left (its versions were complete before any rename),
+    then removes tfrec's own temporary folders (`<model>/.tfrec-tmp-*`) and the temporary
+    files of the server configs and the journal. Anything else is left alone.
+
+    Returns:
+        dict: `committed`, the version folders renamed in; `removed`, the paths removed.
+    """
+    export_dir = Path(export_dir)
+    committed = _finish_commit(export_dir) if (export_dir / JOURNAL).is_file() else []
+    removed = []
+    for child in sorted(export_dir.iterdir()) if export_dir.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            for tmp in sorted(child.glob(TMP_PREFIX + "*")):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                    removed.append(str(tmp))
+        elif child.is_file() and any(
+            child.name.startswith(f".{name}.") for name in (*SERVER_CONFIG_FILES, JOURNAL)
+        ):
+            # `config.write_text_atomic`'s temporary files: `.<name>.<random>`.
+            child.unlink()
+            removed.append(str(child))
+    return {"committed": committed, "removed": removed}
 
 
 def save_module(

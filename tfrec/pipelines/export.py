@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -185,18 +187,25 @@ def _export_locked(
         catalog = _with_new_items(trained, export_dir / model_name, add_items)
     spec, config = trained.spec, trained.config
     info = {"version": version, "workdir": str(workdir), "num_items": len(catalog)}
-    fills = {}
+    fills: dict[str, Callable[[Path], None]] = {}
     for name in names[: 2 if with_text else 1]:
         text = name.endswith(TEXT_SUFFIX)
         module = serving_module(trained, catalog, with_text=text)
         requests = warmup.sample_requests(
             module.signatures(), spec.users, catalog.item_ids, with_text=text
         )
-        fills[name] = lambda tmp, m=module, n=name, r=requests, t=text: writer.save_module(
-            tmp, m, n, r, config, spec, catalog, dict(info, text=t)
+        fills[name] = functools.partial(
+            writer.save_module,
+            module=module,
+            model_name=name,
+            requests=requests,
+            config=config,
+            spec=spec,
+            index=catalog,
+            info=dict(info, text=text),
         )
     for variant, source in variants.items():
-        fills[f"{model_name}_{variant}"] = lambda tmp, s=source: writer.copy_saved_model(s, tmp)
+        fills[f"{model_name}_{variant}"] = functools.partial(writer.copy_saved_model, source)
     written = writer.write_versions(export_dir, version, fills)
     server_configs.write(export_dir, base_prefix)
     return {
