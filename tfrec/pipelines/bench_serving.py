@@ -567,8 +567,7 @@ def run(
             exports.append(
                 {"items": n, "seconds": round(time.perf_counter() - begun, 1), "size_mb": sizes}
             )
-            # `Trained.spec` is annotated `object` (pipelines/export.py); it is a FeatureSpec.
-            requests = request_rows(trained.spec, index.item_ids)  # type: ignore[arg-type]
+            requests = request_rows(trained.spec, index.item_ids)
             del index
             for _, batching, group in (g for g in groups if g[0] == n):
                 log = out / f"serving-server-{n}-batching-{'on' if batching else 'off'}.log"
@@ -606,7 +605,7 @@ def run(
         },
         "model": {
             "embedding_dim": trained.catalog.dim,
-            "max_history": trained.spec.max_history,  # type: ignore[attr-defined]
+            "max_history": trained.spec.max_history,
             "history_encoder": trained.config.model.history_encoder,
             "retrieve_n": trained.config.recommend.retrieve_n,
             "ranker": trained.ranker is not None,

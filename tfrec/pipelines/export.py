@@ -7,7 +7,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
@@ -18,6 +18,11 @@ from tfrec.exporting import server_configs, signatures, warmup, writer
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from tfrec import features
+
 TEXT_SUFFIX = "_text"  # the variant whose signatures take `query_text` (needs TF Text ops)
 
 
@@ -26,10 +31,10 @@ class Trained:
     """What an export reads from a workdir (tests pass it directly to skip reloading)."""
 
     config: config_lib.Config
-    spec: object  # FeatureSpec
-    query_model: object
-    candidate_model: object
-    ranker: Optional[object]  # the ranking network, or None
+    spec: features.FeatureSpec
+    query_model: tf.keras.Model
+    candidate_model: tf.keras.Model
+    ranker: Optional[tf.keras.Model]  # the ranking network, or None
     catalog: index_lib.ItemIndex
     prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior()
     blend: blend_lib.Blend = blend_lib.Blend()
@@ -79,10 +84,10 @@ def load(workdir) -> Trained:
     )
 
 
-def compressed_variants(workdir) -> dict:
+def compressed_variants(workdir: os.PathLike | str) -> dict[str, Path]:
     """Variant name -> SavedModel folder, for every SavedModel under `<workdir>/compression`."""
     root = Path(workdir) / "compression"
-    found = {}
+    found: dict[str, Path] = {}
     for pb in sorted(root.rglob("saved_model.pb")) if root.is_dir() else []:
         folder = pb.parent
         # `<name>/<version>/saved_model.pb` is named after <name>; a bare folder after itself.
@@ -192,7 +197,7 @@ def _export_locked(
         text = name.endswith(TEXT_SUFFIX)
         module = serving_module(trained, catalog, with_text=text)
         requests = warmup.sample_requests(
-            module.signatures(), spec.users, catalog.item_ids, with_text=text
+            list(module.signatures()), spec.users, list(catalog.item_ids), with_text=text
         )
         fills[name] = functools.partial(
             writer.save_module,
