@@ -119,3 +119,57 @@ def test_item_table_rejects_duplicates(spec):
     items.loc[1, "item_id"] = "a"
     with pytest.raises(errors.DataError, match=r"`items.item_id` must be unique, received 'a'"):
         vocab.build_item_table(items, spec)
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    from tests.text import tiny_checkpoint
+    from tfrec.text import hf_import
+
+    root = tmp_path_factory.mktemp("presets")
+    uncased = hf_import.import_hf(tiny_checkpoint.write(root / "u"), root / "uncased")
+    cased = hf_import.import_hf(
+        tiny_checkpoint.write(root / "c", do_lower_case=False), root / "cased"
+    )
+    return uncased, cased
+
+
+def pretrained_config(preset, mode="frozen"):
+    from tfrec import config as config_lib
+
+    return config_lib.TextEncoderConfig(mode=mode, preset=None if preset is None else str(preset))
+
+
+def test_pretrained_modes_take_the_presets_tokenizer(train, presets, tmp_path):
+    import keras_nlp
+
+    from tests.text import tiny_checkpoint
+
+    uncased, cased = presets
+    spec = vocab.build_feature_spec(train, catalog(), data_config(), pretrained_config(uncased))
+    assert spec.wordpiece == tiny_checkpoint.VOCAB and spec.lowercase and spec.strip_accents
+    assert spec.items == ["b", "a", "c"]  # the rest of the spec is learned as before
+    # The spec's tokenizer (pipelines, exported `_text` signatures) == the preset's own.
+    text = ["The DOGGY food.", "red candle holder", "zebra"]
+    preset_tokenizer = keras_nlp.models.BertTokenizer.from_preset(str(uncased))
+    got = spec.tokenizer(8)(text).numpy()
+    np.testing.assert_array_equal(got[0], [5, 6, 7, 8, 15, 0, 0, 0])  # the dog ##gy food .
+    for row, t in zip(got, text, strict=True):
+        ids = preset_tokenizer(t).numpy()
+        np.testing.assert_array_equal(row, np.pad(ids, (0, 8 - len(ids))))
+    spec.save(tmp_path)
+    assert features.FeatureSpec.load(tmp_path) == spec
+    finetune = pretrained_config(cased, mode="finetune")
+    spec_cased = vocab.build_feature_spec(train, catalog(), data_config(), finetune)
+    assert not spec_cased.lowercase
+    assert spec_cased.tokenizer(3)(["The dog"]).numpy().tolist() == [[1, 6, 0]]  # The: [UNK]
+    scratch = vocab.build_feature_spec(
+        train, catalog(), data_config(), pretrained_config(None, "scratch")
+    )
+    assert scratch.wordpiece == vocab.build_feature_spec(train, catalog(), data_config()).wordpiece
+
+
+def test_missing_default_preset_names_the_fetch_command(train, monkeypatch, tmp_path):
+    monkeypatch.setenv("TFREC_CACHE", str(tmp_path))
+    with pytest.raises(errors.ConfigError, match="`tfrec text fetch-default`"):
+        vocab.build_feature_spec(train, catalog(), data_config(), pretrained_config("default"))

@@ -64,7 +64,7 @@ def prepare(
     ds = dataset if dataset is not None else loaders.load(data)
     split = split_lib.temporal_split(ds.interactions, data.split)
     if spec is None:
-        spec = vocab.build_feature_spec(split.train, ds.items, data)
+        spec = vocab.build_feature_spec(split.train, ds.items, data, config.model.text_encoder)
     table = vocab.build_item_table(ds.items, spec)
     inter = ds.interactions
     far_future = np.iinfo(np.int64).max

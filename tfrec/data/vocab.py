@@ -34,10 +34,10 @@ def _word_piece(texts: np.ndarray, vocab_size: int) -> list:
     import keras_nlp
     import tensorflow as tf
 
-    texts = [t for t in texts.tolist() if t]
-    if not texts:
+    non_empty = [t for t in texts.tolist() if t]
+    if not non_empty:
         return list(features.SPECIAL_TOKENS)
-    data = tf.data.Dataset.from_tensor_slices(texts).batch(1024)
+    data = tf.data.Dataset.from_tensor_slices(non_empty).batch(1024)
     vocab = keras_nlp.tokenizers.compute_word_piece_vocabulary(
         data,
         vocabulary_size=vocab_size,
@@ -54,23 +54,31 @@ def _word_piece(texts: np.ndarray, vocab_size: int) -> list:
 
 
 def build_feature_spec(
-    train: pd.DataFrame, items: pd.DataFrame, data: config_lib.DataConfig
+    train: pd.DataFrame,
+    items: pd.DataFrame,
+    data: config_lib.DataConfig,
+    text_encoder: config_lib.TextEncoderConfig | None = None,
 ) -> features.FeatureSpec:
     """Learns every vocabulary of the model inputs from the training interactions.
 
     Only training data is used, so validation and test ids and words stay out of vocabulary
-    as they would for a freshly served model.
+    as they would for a freshly served model. A pretrained text model (`text_encoder.mode`
+    frozen or finetune) reads text with the WordPiece vocabulary and casing it was trained
+    with: the spec then holds the preset's tokenizer settings instead of learned ones, so the
+    tf.data pipelines and the exported tokenizer produce the ids the model knows.
 
     Args:
         train: pd.DataFrame. Training interactions (canonical schema).
         items: pd.DataFrame. The item catalog (canonical schema).
         data: DataConfig. Supplies `max_history`, `text_length`, `query_text_length`,
             `vocab_size`.
+        text_encoder: TextEncoderConfig or None. Its `mode` and `preset` decide where the
+            WordPiece vocabulary comes from. None: learned (mode scratch).
 
     Returns:
         FeatureSpec with users and items by training frequency, categories of the trained
-        items by item count, the WordPiece vocabulary of their text and their log1p price
-        moments.
+        items by item count, the WordPiece vocabulary of their text (or the preset's) and
+        their log1p price moments.
     """
     if len(train) == 0:
         raise errors.DataError("`train` must hold at least one interaction, received 0 rows")
@@ -85,6 +93,15 @@ def build_feature_spec(
     log_price = log_price[np.isfinite(log_price)]
     price_mean = float(log_price.mean()) if len(log_price) else 0.0
     price_std = float(log_price.std()) if len(log_price) else 1.0
+    if text_encoder is not None and text_encoder.mode != "scratch":
+        from tfrec import presets
+
+        pretrained = presets.vocabulary(presets.resolve(text_encoder.preset))
+        wordpiece = list(pretrained.tokens)
+        casing = {"lowercase": pretrained.lowercase, "strip_accents": pretrained.strip_accents}
+    else:
+        wordpiece = _word_piece(schema.item_text(catalog), data.vocab_size)
+        casing = {"lowercase": True, "strip_accents": True}
     return features.FeatureSpec(
         max_history=data.max_history,
         text_length=data.text_length,
@@ -93,9 +110,10 @@ def build_feature_spec(
         users=_by_frequency(train["user_id"].astype(str)),
         items=item_ids,
         categories=_by_frequency(catalog["category"].astype(str)),
-        wordpiece=_word_piece(schema.item_text(catalog), data.vocab_size),
+        wordpiece=wordpiece,
         price_mean=price_mean,
         price_std=price_std if price_std > 1e-6 else 1.0,  # one price: avoid dividing by 0
+        **casing,
     )
 
 

@@ -25,20 +25,58 @@ _PRESET_METADATA = "metadata.json"
 class BertInputs(tf.keras.layers.Layer):
     """Builds the BERT input dict from zero-padded WordPiece ids (one segment, mask = ids != 0).
 
+    A pretrained BERT saw every text as `[CLS] tokens [SEP]`; given their ids, this layer wraps
+    each non-empty text that way inside the model, so the tf.data pipelines and the exported
+    tokenizer stay plain WordPiece. An empty text stays all padding (it pools to zero).
+
+    Args:
+        cls_token_id: int or None. Id prepended to each non-empty text. None: no wrapping.
+            Defaults to None.
+        sep_token_id: int or None. Id appended after each non-empty text's last token; given
+            together with `cls_token_id`. Defaults to None.
+
     Call args:
-        inputs: int32 tensor `[batch, length]` of token ids, 0 = padding.
+        inputs: int32 tensor `[batch, length]` of token ids, 0 = padding, real tokens first.
 
     Returns:
         Dict with `token_ids`, `segment_ids` (zeros) and `padding_mask`, each int32
-        `[batch, length]`.
+        `[batch, length]`, or `[batch, length + 2]` when wrapping.
     """
+
+    def __init__(self, cls_token_id: int | None = None, sep_token_id: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if (cls_token_id is None) != (sep_token_id is None):
+            raise ValueError(
+                "`cls_token_id` and `sep_token_id` must be given together, received "
+                f"cls_token_id={cls_token_id!r}, sep_token_id={sep_token_id!r}"
+            )
+        for name, value in (("cls_token_id", cls_token_id), ("sep_token_id", sep_token_id)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be an int >= 1 (0 is padding), received {value!r}")
+        self.cls_token_id = cls_token_id
+        self.sep_token_id = sep_token_id
 
     def call(self, inputs: tf.Tensor) -> dict:
         token_ids = tf.cast(inputs, tf.int32)
+        if self.cls_token_id is not None:
+            real = tf.cast(tf.not_equal(token_ids, 0), tf.int32)
+            length = tf.reduce_sum(real, axis=1)
+            has_text = tf.minimum(length, 1)[:, tf.newaxis]
+            padded = tf.pad(token_ids, [[0, 0], [1, 1]])
+            cls = tf.one_hot(0, tf.shape(padded)[1], dtype=tf.int32)[tf.newaxis, :]
+            sep = tf.one_hot(length + 1, tf.shape(padded)[1], dtype=tf.int32)
+            token_ids = padded + has_text * (self.cls_token_id * cls + self.sep_token_id * sep)
         return {
             "token_ids": token_ids,
             "segment_ids": tf.zeros_like(token_ids),
             "padding_mask": tf.cast(tf.not_equal(token_ids, 0), tf.int32),
+        }
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "cls_token_id": self.cls_token_id,
+            "sep_token_id": self.sep_token_id,
         }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfrec import config as config_lib
-from tfrec import features
-from tfrec.layers import history_encoder, text_encoder
+from tfrec import features, presets
+from tfrec.layers import history_encoder, pretrained_text_encoder, text_encoder
 from tfrec.models import candidate_tower, query_tower, retrieval
 
 # Share of training examples whose item id is replaced by OOV: enough for the tower to learn a
@@ -16,10 +17,50 @@ from tfrec.models import candidate_tower, query_tower, retrieval
 ITEM_ID_DROPOUT = 0.1
 
 
+def build_pretrained_text_encoder(
+    text_config: config_lib.TextEncoderConfig, spec: features.FeatureSpec, output_dim: int
+) -> pretrained_text_encoder.PretrainedTextEncoder:
+    """The shared text encoder of modes frozen and finetune: the preset's BERT, cached per item.
+
+    Raises:
+        errors.ConfigError: The preset is missing (see `presets.resolve`).
+        ValueError: `spec.wordpiece` is not the preset's vocabulary, or the preset handles
+            fewer tokens than the feature spec's texts (+ [CLS] and [SEP]).
+    """
+    directory = presets.resolve(text_config.preset)
+    pretrained = presets.vocabulary(directory)
+    if tuple(spec.wordpiece) != pretrained.tokens:
+        raise ValueError(
+            f"`spec.wordpiece` must be the vocabulary of `model.text_encoder.preset` in mode "
+            f"{text_config.mode!r} (build the spec with that text config): expected the "
+            f"preset's {len(pretrained.tokens)} tokens, received {len(spec.wordpiece)} others"
+        )
+    backbone = text_encoder.load_backbone_preset(directory, len(pretrained.tokens))
+    longest = max(spec.text_length, spec.query_text_length) + 2
+    if backbone.max_sequence_length < longest:
+        raise ValueError(
+            f"`model.text_encoder.preset` handles {backbone.max_sequence_length} tokens, "
+            f"expected at least {longest} (the feature spec's text lengths + [CLS] and [SEP])"
+        )
+    return pretrained_text_encoder.PretrainedTextEncoder(
+        backbone,
+        output_dim,
+        items=spec.items,
+        text_length=spec.text_length,
+        cls_token_id=pretrained.cls_token_id,
+        sep_token_id=pretrained.sep_token_id,
+        trainable_layers=text_config.trainable_layers if text_config.mode == "finetune" else 0,
+        name="text_encoder",
+    )
+
+
 def build_text_encoder(
     text_config: config_lib.TextEncoderConfig, spec: features.FeatureSpec, output_dim: int
-) -> tf.keras.Model:
-    """The shared text encoder: a BERT from `text_config.preset` or a fresh one from scratch."""
+) -> tf.keras.Model | tf.keras.layers.Layer:
+    """The shared text encoder: per `text_config.mode`, a BERT from scratch (or from a preset
+    over the learned vocabulary), or a pretrained preset frozen or partly fine-tuned."""
+    if text_config.mode != "scratch":
+        return build_pretrained_text_encoder(text_config, spec, output_dim)
     vocabulary_size = len(spec.wordpiece)
     if text_config.preset:
         backbone = text_encoder.load_backbone_preset(text_config.preset, vocabulary_size)
@@ -87,7 +128,7 @@ def build_towers(
 def build_retrieval_model(
     model_config: config_lib.ModelConfig,
     spec: features.FeatureSpec,
-    item_counts: Sequence[float],
+    item_counts: Sequence[float] | np.ndarray,
 ) -> retrieval.RetrievalModel:
     """The main two-tower model described by `model_config`, over `spec`'s vocabularies.
 
@@ -117,7 +158,7 @@ def build_retrieval_model(
 def build_id_two_tower(
     spec: features.FeatureSpec,
     embedding_dim: int,
-    item_counts: Sequence[float],
+    item_counts: Sequence[float] | np.ndarray,
     temperature: float | None = None,
     logq_correction: bool = True,
     remove_accidental_hits: bool = True,

@@ -53,8 +53,9 @@ def build_candidate_tower(
         embedding_dim: int. Output size, shared with the query tower.
         id_embedding_dim: int. Size of the item-id and category embeddings. Defaults to 32.
         text_encoder: Model or None. Token ids `[batch, length]` -> `[batch, dim]`, usually from
-            `tfrec.layers.text_encoder.build_text_encoder` and shared with the query tower.
-            None: no text. Defaults to None.
+            `tfrec.layers.text_encoder.build_text_encoder` and shared with the query tower; one
+            with `reads_item_ids` (`PretrainedTextEncoder`) gets `{"token_ids", "item_ids"}`
+            so it can read per-item cached states. None: no text. Defaults to None.
         use_item_ids: bool. Whether to embed item ids. Defaults to True.
         use_category_and_price: bool. Whether to embed the category and use the price.
             Defaults to True.
@@ -97,7 +98,12 @@ def build_candidate_tower(
             )
         )
     if text_encoder is not None:
-        parts.append(text_encoder(inputs[features.ITEM_TOKEN_IDS]))
+        tokens = inputs[features.ITEM_TOKEN_IDS]
+        if getattr(text_encoder, "reads_item_ids", False):
+            # A pretrained encoder reads its cached per-item part by item id (new items: live).
+            parts.append(text_encoder({"token_ids": tokens, "item_ids": inputs[features.ITEM_ID]}))
+        else:
+            parts.append(text_encoder(tokens))
     if use_category_and_price:
         # "" (unknown category) is dropped from the vocabulary so it shares the OOV bucket.
         known = [c for c in categories if c]

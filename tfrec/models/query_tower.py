@@ -67,8 +67,9 @@ def build_query_tower(
         history_encoder: Model or None. `[history_item_ids, history_event_types]` ->
             `[batch, dim]`, from `tfrec.layers.history_encoder.build_history_encoder`.
             None: history is ignored. Defaults to None.
-        text_encoder: Model or None. The candidate tower's text encoder. None: the search query
-            is ignored. Defaults to None.
+        text_encoder: Model or None. The candidate tower's text encoder (a Functional model, or
+            a `tfrec.layers.pretrained_text_encoder.PretrainedTextEncoder`, which encodes
+            queries live). None: the search query is ignored. Defaults to None.
         use_user_ids: bool. Whether to embed user ids. Defaults to True.
         use_time: bool. Whether to embed hour of day and day of week. Defaults to True.
         hidden_units: sequence of int. ReLU layers before the output projection.

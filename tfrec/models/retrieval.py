@@ -11,7 +11,7 @@ import tensorflow_recommenders as tfrs
 from tfrec import features, precision
 
 
-def sampling_probabilities(item_counts: Sequence[float]) -> np.ndarray:
+def sampling_probabilities(item_counts: Sequence[float] | np.ndarray) -> np.ndarray:
     """Per-item probability of appearing as an in-batch negative, from training counts.
 
     In-batch negatives are drawn in proportion to popularity; log-Q correction subtracts
@@ -66,7 +66,7 @@ class RetrievalModel(tfrs.Model):
         query_model: tf.keras.Model,
         candidate_model: tf.keras.Model,
         item_ids: Sequence[str] | None = None,
-        item_counts: Sequence[float] | None = None,
+        item_counts: Sequence[float] | np.ndarray | None = None,
         temperature: float | None = None,
         logq_correction: bool = True,
         remove_accidental_hits: bool = True,
@@ -94,7 +94,7 @@ class RetrievalModel(tfrs.Model):
         self.logq_correction = logq_correction
         self.remove_accidental_hits = remove_accidental_hits
         self.num_hard_negatives = num_hard_negatives
-        if logq_correction:
+        if logq_correction and item_ids is not None and item_counts is not None:  # checked above
             self._item_lookup = tf.keras.layers.StringLookup(
                 vocabulary=list(item_ids), num_oov_indices=1, name="logq_item_lookup"
             )

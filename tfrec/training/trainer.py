@@ -29,12 +29,11 @@ def build_model(
     config: config_lib.Config, prepared: prepared_lib.PreparedData, kind: str
 ) -> retrieval.RetrievalModel:
     """The untrained retrieval model of `kind` (`tfrec` or `id_two_tower`) for `prepared`."""
-    # The builders annotate counts as Sequence[float] but read them with np.asarray: an array
-    # is what they are given everywhere.
-    counts = prepared.item_counts
     if kind == "tfrec":
-        return builders.build_retrieval_model(config.model, prepared.spec, counts)  # type: ignore[arg-type]
-    return builders.build_id_two_tower(prepared.spec, config.model.embedding_dim, counts)  # type: ignore[arg-type]
+        return builders.build_retrieval_model(config.model, prepared.spec, prepared.item_counts)
+    return builders.build_id_two_tower(
+        prepared.spec, config.model.embedding_dim, prepared.item_counts
+    )
 
 
 class ValidationSample:
