@@ -22,7 +22,7 @@ from typing import Any, Optional
 from tfrec import config as config_lib
 from tfrec import console
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this is tfrec/pipelines/bench.py)
 UCI = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
 
 
