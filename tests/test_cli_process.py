@@ -47,3 +47,10 @@ def test_verbose_brings_the_library_logs_back_and_errors_exit_two(tmp_path):
     assert "Using TensorFlow backend" in done.stdout + done.stderr
     quiet = _tfrec("evaluate", "--workdir", str(tmp_path))
     assert quiet.returncode == 2 and "Using TensorFlow backend" not in quiet.stdout + quiet.stderr
+
+
+def test_recommend_against_no_server_is_one_clean_error_line():
+    done = _tfrec("recommend", "--server", "127.0.0.1:1", "--user", "u1", "--k", "3")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+    assert done.stderr.startswith("tfrec: error: UNAVAILABLE")

@@ -350,7 +350,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 
 # Commands that never import TensorFlow: they start in a fraction of a second.
-_LIGHT_COMMANDS = ("data", "recommend")
+_LIGHT_COMMANDS = ("data",)
 
 
 def main(argv=None) -> int:
@@ -364,13 +364,13 @@ def main(argv=None) -> int:
     # `--verbose` is accepted anywhere on the line: it must act before TensorFlow loads.
     verbose = "--verbose" in argv
     argv = [a for a in argv if a != "--verbose"]
-    loads_models = bool(argv) and argv[0] not in _LIGHT_COMMANDS and "--help" not in argv
-    console.quiet(verbose, loads_models=loads_models)
     if argv[:1] == ["serve"] and "tensorflow" not in sys.modules:
         # TF 2.20's oneDNN kernels can abort the process (`free(): invalid next size`) when
         # signatures run concurrently on different shapes, which a server does all the time.
         # Off unless the user chose; it must be set before TensorFlow is imported.
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    loads_models = bool(argv) and argv[0] not in _LIGHT_COMMANDS and "--help" not in argv
+    console.quiet(verbose, loads_models=loads_models)
     args = build_parser(argv).parse_args(argv)
     try:
         code = args.func(args)
