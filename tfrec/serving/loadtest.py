@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 
+import numpy as np
+
 from tfrec.serving import client as client_lib
 from tfrec.serving import status
 
@@ -46,7 +48,7 @@ class LoadTestResult:
 def percentiles(samples: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> list:
     """Percentiles of `samples`, interpolating linearly between order statistics.
 
-    The same definition as NumPy's default (`np.percentile(..., method="linear")`).
+    `np.percentile(..., method="linear")`, with a check of `qs` and NaN for no samples.
 
     Args:
         samples: sequence of float. E.g. latencies in milliseconds.
@@ -59,19 +61,13 @@ def percentiles(samples: Sequence[float], qs: Sequence[float] = (50, 95, 99)) ->
         >>> percentiles([1.0, 2.0, 3.0, 4.0], [0, 50, 100])
         [1.0, 2.5, 4.0]
     """
-    ordered = sorted(float(s) for s in samples)
-    found = []
     for q in qs:
         if not 0 <= q <= 100:
             raise ValueError(f"`qs` must be in [0, 100], received {q!r}")
-        if not ordered:
-            found.append(float("nan"))
-            continue
-        position = (len(ordered) - 1) * float(q) / 100.0
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        found.append(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
-    return found
+    values = np.asarray(list(samples), dtype=np.float64)
+    if values.size == 0:
+        return [float("nan")] * len(qs)
+    return [float(v) for v in np.percentile(values, list(qs), method="linear")]
 
 
 def _check_loopback(target: str) -> None:
