@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -11,11 +12,15 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import pandas as pd
+import tensorflow as tf
 
 from tfrec import __version__, errors, features
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.data import schema
+from tfrec.exporting import index as index_lib
+from tfrec.models import repeat_prior
+from tfrec.ranking import blend as blend_lib
 from tfrec.training import workdir as workdir_lib
 
 FORMAT = "tfrec.artifact"
@@ -37,6 +42,31 @@ _DIRS = ("spec", "best", "ranking/best", "baselines/id_two_tower/best")
 _DATA = ("interactions", "items", "users")
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model loaded for use: what export and the Python `Recommender` read.
+
+    Args:
+        config: Config. The resolved config.
+        spec: FeatureSpec. The vocabularies.
+        query_model: tf.keras.Model. The query tower.
+        candidate_model: tf.keras.Model. The item tower.
+        ranker: tf.keras.Model or None. The ranking network.
+        catalog: ItemIndex. Every catalog item with its precomputed vector.
+        prior: RepeatPrior. The retrieval score's repeat prior.
+        blend: Blend. The final score's blend of retrieval and ranker.
+    """
+
+    config: config_lib.Config
+    spec: features.FeatureSpec
+    query_model: tf.keras.Model
+    candidate_model: tf.keras.Model
+    ranker: Optional[tf.keras.Model]
+    catalog: index_lib.ItemIndex
+    prior: repeat_prior.RepeatPrior = dataclasses.field(default_factory=repeat_prior.RepeatPrior)
+    blend: blend_lib.Blend = dataclasses.field(default_factory=blend_lib.Blend)
 
 
 def _fingerprint(dataset: schema.Dataset) -> str:
@@ -219,6 +249,27 @@ class Artifact:
     def has_ranker(self) -> bool:
         return bool(self.manifest.get("has_ranker"))
 
+    def load_trained(self) -> Trained:
+        """The towers, the ranker (None without one), the item index, prior and blend."""
+        from tfrec.ranking import training
+        from tfrec.training import trainer
+
+        config, prepared = self.config, self.prepared()
+        towers = trainer.load_trained(config, self.root, prepared)
+        ranker = None
+        if training.has_ranker(self.root):
+            ranker = training.load_ranker(config, self.root, prepared, towers).network
+        return Trained(
+            config=config,
+            spec=prepared.spec,
+            query_model=towers.query_model,
+            candidate_model=towers.candidate_model,
+            ranker=ranker,
+            catalog=index_lib.from_table(towers.candidate_model, prepared.table),
+            prior=repeat_prior.RepeatPrior.load(self.workdir.repeat_prior),
+            blend=blend_lib.Blend.load(training.blend_path(self.root)),
+        )
+
     def recommender(self):
         """The two-stage `Recommender` of this model (retrieve, rank, rules, explain): the
         ServingModules `tfrec export` saves, with and without the query text, in memory.
@@ -226,20 +277,25 @@ class Artifact:
         Raises:
             errors.WorkdirError: the artifact holds no ranker.
         """
-        from tfrec.exporting import index, signatures
-        from tfrec.models import repeat_prior
-        from tfrec.ranking import blend, recommender, training
-        from tfrec.training import trainer
+        from tfrec.exporting import signatures
+        from tfrec.ranking import recommender
 
-        config, prepared = self.config, self.prepared()
-        towers = trainer.load_trained(config, self.root, prepared)
-        ranker = training.load_ranker(config, self.root, prepared, towers).network
-        catalog = index.from_table(towers.candidate_model, prepared.table)
-        prior = repeat_prior.RepeatPrior.load(self.workdir.repeat_prior)
-        mix = blend.Blend.load(training.blend_path(self.root))
+        trained = self.load_trained()
+        if trained.ranker is None:
+            raise errors.WorkdirError(
+                f"artifact `{self.root}` holds no trained ranker (`ranking/best`), which the "
+                "two-stage Recommender needs: train one with `tfrec train` on its run folder"
+            )
         modules = [
             signatures.from_config(
-                config, prepared.spec, towers.query_model, catalog, ranker, prior, mix, text
+                trained.config,
+                trained.spec,
+                trained.query_model,
+                trained.catalog,
+                ranker=trained.ranker,
+                prior=trained.prior,
+                blend=trained.blend,
+                with_text=text,
             )
             for text in (False, True)
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -10,34 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from tfrec import artifact as artifact_lib
-from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import add_items as add_items_lib
 from tfrec.exporting import index as index_lib
 from tfrec.exporting import server_configs, signatures, warmup, writer
-from tfrec.models import repeat_prior
-from tfrec.ranking import blend as blend_lib
 
 if TYPE_CHECKING:
-    import tensorflow as tf
-
-    from tfrec import features
+    pass
 
 TEXT_SUFFIX = "_text"  # the variant whose signatures take `query_text` (needs TF Text ops)
 
 
-@dataclasses.dataclass
-class Trained:
-    """What an export reads from a workdir (tests pass it directly to skip reloading)."""
-
-    config: config_lib.Config
-    spec: features.FeatureSpec
-    query_model: tf.keras.Model
-    candidate_model: tf.keras.Model
-    ranker: Optional[tf.keras.Model]  # the ranking network, or None
-    catalog: index_lib.ItemIndex
-    prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior()
-    blend: blend_lib.Blend = blend_lib.Blend()
+# What an export reads (tests and the serving bench build it directly to skip reloading).
+Trained = artifact_lib.Trained
 
 
 def serving_module(
@@ -59,29 +43,9 @@ def serving_module(
     )
 
 
-def load(workdir) -> Trained:
-    """Loads the config, retrieval towers, ranker (when trained) and catalog index of the
-    model artifact at `workdir` (or in it)."""
-    from tfrec.ranking import training as ranking_training
-    from tfrec.training import trainer
-
-    art = artifact_lib.Artifact(workdir)
-    workdir, config = art.root, art.config
-    prepared = art.prepared()
-    model = trainer.load_trained(config, workdir, prepared)
-    ranker = None
-    if ranking_training.has_ranker(workdir):
-        ranker = ranking_training.load_ranker(config, workdir, prepared, model).network
-    return Trained(
-        config=config,
-        spec=prepared.spec,
-        query_model=model.query_model,
-        candidate_model=model.candidate_model,
-        ranker=ranker,
-        catalog=index_lib.from_table(model.candidate_model, prepared.table),
-        prior=repeat_prior.RepeatPrior.load(art.workdir.repeat_prior),
-        blend=blend_lib.Blend.load(ranking_training.blend_path(workdir)),
-    )
+def load(workdir: os.PathLike | str) -> Trained:
+    """The loaded model of the artifact at `workdir` (or in it): `Artifact.load_trained`."""
+    return artifact_lib.Artifact(workdir).load_trained()
 
 
 def compressed_variants(workdir: os.PathLike | str) -> dict[str, Path]:
