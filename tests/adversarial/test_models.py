@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from tests.serving.conftest import toy_version, wait_for
 from tfrec import errors
 from tfrec.serving import Client
 from tfrec.serving import server as server_lib
 
-GOOD = {"query": ["ab"], "item_ids": [[1, 2]]}
 CONFIG = """
 model_config_list {
   config {
@@ -27,19 +27,6 @@ model_config_list {
 """
 
 
-def _wait_for(predicate, timeout_s=10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _version(client, **kwargs) -> int:
-    return int(client.predict("toy", GOOD, **kwargs)["version"][0])
-
-
 def test_a_label_whose_version_is_removed_warns_once_and_serves_the_newest(
     make_export, start_server, caplog
 ):
@@ -47,20 +34,20 @@ def test_a_label_whose_version_is_removed_warns_once_and_serves_the_newest(
     (base / "models.config").write_text(CONFIG % 2)
     server = start_server(base, poll_seconds=0.05)
     client = Client(server.grpc_target)
-    assert _version(client, label="stable") == 1
+    assert toy_version(client, label="stable") == 1
     with caplog.at_level(logging.WARNING, logger="tfrec.serving.model_store"):
         shutil.rmtree(base / "toy" / "1")
-        assert _wait_for(lambda: _live(server) == [2])
+        assert wait_for(lambda: _live(server) == [2])
         time.sleep(0.3)  # several more polls: still one warning
         for _ in range(3):
-            assert _version(client, label="stable") == 2
+            assert toy_version(client, label="stable") == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "model toy: label `stable` names version 1, which is no longer available; requests "
         "for `stable` are served by the newest available version 2 until the label is moved "
         "or version 1 returns"
     ]
-    assert _version(client, label="canary") == 2
+    assert toy_version(client, label="canary") == 2
 
 
 def _live(server) -> list:
@@ -106,9 +93,9 @@ def test_wait_for_models_starts_empty_and_loads_an_export(tmp_path, start_server
     assert server.store.model_names() == []
     shutil.copytree(toy_versions / "1", base / "toy" / "1")
     client = Client(server.grpc_target)
-    assert _wait_for(lambda: "toy" in server.store.model_names())
-    assert _wait_for(lambda: _live(server) == [1])
-    assert _version(client) == 1
+    assert wait_for(lambda: "toy" in server.store.model_names())
+    assert wait_for(lambda: _live(server) == [1])
+    assert toy_version(client) == 1
 
 
 def test_limits_come_from_the_config_flags_and_set(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import tensorflow as tf
@@ -59,6 +60,25 @@ def save_toy(path, version: int) -> None:
             "rank": module.rank,
         },
     )
+
+
+# A request the toy model's default signature answers with its version.
+GOOD = {"query": ["ab"], "item_ids": [[1, 2]]}
+
+
+def toy_version(client, **kwargs) -> int:
+    """The version of the toy model that answered a request (`Client.predict` kwargs)."""
+    return int(client.predict("toy", GOOD, **kwargs)["version"][0])
+
+
+def wait_for(predicate, timeout_s: float = 10.0) -> bool:
+    """Polls `predicate` every 50 ms until it holds or `timeout_s` passes; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def write_warmup(version_dir, requests) -> None:

@@ -10,30 +10,15 @@ import time
 import numpy as np
 import pytest
 
-from tests.serving.conftest import write_warmup
+from tests.serving.conftest import GOOD, toy_version, wait_for, write_warmup
 from tfrec.serving import Client, ServingError, loadtest
-
-GOOD = {"query": ["ab"], "item_ids": [[1, 2]]}
-
-
-def _version(client, **kwargs) -> int:
-    return int(client.predict("toy", GOOD, **kwargs)["version"][0])
-
-
-def _wait_for(predicate, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_latest_one_serves_the_newest(make_export, start_server):
     server = start_server(make_export((1, 2)))
     client = Client(server.grpc_target)
-    assert _version(client) == 2
-    assert _version(client, version=2) == 2
+    assert toy_version(client) == 2
+    assert toy_version(client, version=2) == 2
     with pytest.raises(ServingError, match="version 1 of model `toy` is not available") as caught:
         client.predict("toy", GOOD, version=1)
     assert caught.value.code == "NOT_FOUND"
@@ -66,10 +51,10 @@ def test_specific_versions_labels_and_all_policy(make_export, start_server):
     server = start_server(base)
     for protocol, target in (("grpc", server.grpc_target), ("rest", server.rest_target)):
         client = Client(target, protocol)
-        assert _version(client) == 3
-        assert _version(client, version=1) == 1
-        assert _version(client, label="stable") == 1
-        assert _version(client, label="canary") == 3
+        assert toy_version(client) == 3
+        assert toy_version(client, version=1) == 1
+        assert toy_version(client, label="stable") == 1
+        assert toy_version(client, label="canary") == 3
         with pytest.raises(ServingError, match=r"`model_spec.version`: version 2") as caught:
             client.predict("toy", GOOD, version=2)
         assert caught.value.code == "NOT_FOUND"
@@ -105,17 +90,17 @@ def test_new_version_is_swapped_in_under_load_without_failures(
     incoming = base / "toy" / "incoming-2"
     shutil.copytree(toy_versions / "2", incoming)
     os.rename(incoming, base / "toy" / "2")
-    assert _wait_for(lambda: _version(client) == 2), "version 2 was not picked up"
+    assert wait_for(lambda: toy_version(client) == 2), "version 2 was not picked up"
     thread.join()
     result = results["grpc"]
     assert result.failures == 0, result.errors
     assert result.requests > 20
-    assert _wait_for(lambda: old.unloaded), "version 1 was not unloaded after the swap"
+    assert wait_for(lambda: old.unloaded), "version 1 was not unloaded after the swap"
     states = {v["version"]: v["state"] for v in client.status("toy")["model_version_status"]}
     assert states == {"2": "AVAILABLE", "1": "END"}
     # Removing the newest version brings the remaining one back.
     shutil.rmtree(base / "toy" / "2")
-    assert _wait_for(lambda: _version(client) == 1), "removal of version 2 was not noticed"
+    assert wait_for(lambda: toy_version(client) == 1), "removal of version 2 was not noticed"
 
 
 def test_in_flight_request_keeps_a_retired_version_loaded(make_export, start_server):
