@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import safetensors
 import safetensors.numpy
 
 from tfrec import errors
+from tfrec.text import hf_vocabulary
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -80,14 +80,7 @@ def read_config(src: os.PathLike | str) -> BertSpec:
             "file",
             path=path,
         )
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise errors.DataError(f"expected a JSON object, could not parse it: {e}", path=path) from e
-    if not isinstance(config, dict):
-        raise errors.DataError(
-            f"expected a JSON object, received a {type(config).__name__}", path=path
-        )
+    config = hf_vocabulary.read_json_object(path) or {}
     if "registered_name" in config or "class_name" in config:
         raise _config_error(
             path,

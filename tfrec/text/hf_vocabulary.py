@@ -37,7 +37,12 @@ class Vocabulary:
     lowercase_source: str
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json_object(path: Path) -> dict | None:
+    """The JSON object in `path`, None when there is no such file.
+
+    Raises:
+        errors.DataError: The file is unreadable, not JSON, or not an object.
+    """
     if not path.is_file():
         return None
     try:
@@ -46,7 +51,7 @@ def _read_json(path: Path) -> dict | None:
         raise errors.DataError(f"expected a JSON object, could not parse it: {e}", path=path) from e
     if not isinstance(value, dict):
         raise errors.DataError(
-            f"expected a JSON object, received {type(value).__name__}", path=path
+            f"expected a JSON object, received a {type(value).__name__}", path=path
         )
     return value
 
@@ -107,7 +112,7 @@ def read_vocabulary(src: os.PathLike | str) -> Vocabulary:
     """
     src = Path(src)
     tokenizer_path = src / TOKENIZER_FILE
-    tokenizer = _read_json(tokenizer_path)
+    tokenizer = read_json_object(tokenizer_path)
     vocab_path = src / VOCAB_FILE
     if vocab_path.is_file():
         try:
@@ -155,7 +160,7 @@ def read_vocabulary(src: os.PathLike | str) -> Vocabulary:
         raise errors.DataError("expected each token once, received repeated tokens", path=source)
 
     settings = []  # (source, lowercase, strip_accents)
-    tokenizer_config = _read_json(src / TOKENIZER_CONFIG_FILE)
+    tokenizer_config = read_json_object(src / TOKENIZER_CONFIG_FILE)
     if tokenizer_config is not None and "do_lower_case" in tokenizer_config:
         settings.append(
             (
@@ -178,7 +183,7 @@ def read_vocabulary(src: os.PathLike | str) -> Vocabulary:
         settings[0] if settings else ("default", True, None)
     )
     # sentence-transformers may lowercase before the tokenizer sees the text.
-    st_config = _read_json(src / SENTENCE_BERT_CONFIG_FILE)
+    st_config = read_json_object(src / SENTENCE_BERT_CONFIG_FILE)
     if st_config is not None and st_config.get("do_lower_case"):
         lowercase, lowercase_source = True, f"{SENTENCE_BERT_CONFIG_FILE}:do_lower_case"
     return Vocabulary(
