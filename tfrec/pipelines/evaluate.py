@@ -20,8 +20,9 @@ from tfrec.ranking import two_stage
 from tfrec.training import trainer
 
 
-def _model_scorer(model, prepared):
-    items = inference.item_embeddings(model.candidate_model, prepared.table)
+def _model_scorer(model, prepared, items=None):
+    if items is None:
+        items = inference.item_embeddings(model.candidate_model, prepared.table)
     queries = inference.query_embeddings(model.query_model, prepared.test, prepared.spec)
     return inference.dot_score_fn(queries, items)
 
@@ -53,7 +54,9 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
     model = trainer.load_trained(config, wd.root, prepared)
     history_index = prepared.catalog_index(test.history_item_ids)
     prior = repeat_prior.RepeatPrior.load(wd.repeat_prior)
-    own = _model_scorer(model, prepared)
+    # Embedded once: the two-stage comparison below ranks over the same catalog vectors.
+    item_vectors = inference.item_embeddings(model.candidate_model, prepared.table)
+    own = _model_scorer(model, prepared, item_vectors)
     # tfrec's score is the two-tower's plus the repeat prior tuned on validation; the tower
     # alone is reported too, so the prior's share of the result is visible.
     scorers = {"tfrec": prior.apply(own, history_index), "tfrec_towers_only": own}
@@ -120,6 +123,7 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
             prior=prior,
             blend=blend_lib.Blend.load(ranking_training.blend_path(wd.root)),
             per_query=stages,
+            item_vectors=item_vectors,
         )
         per_query["tfrec_two_stage"] = stages["two_stage"]
     baseline_names = [n for n in results if n in tuned or n == "id_two_tower"]

@@ -177,6 +177,7 @@ def evaluate_two_stage(
     prior: Optional[repeat_prior.RepeatPrior] = None,
     blend: Optional[blend_lib.Blend] = None,
     per_query: Optional[dict] = None,
+    item_vectors: Optional[np.ndarray] = None,
 ) -> dict:
     """Retrieval-only against retrieve-then-rank, on the retrieval evaluation's test queries.
 
@@ -212,6 +213,8 @@ def evaluate_two_stage(
         blend: Blend or None. The final score; None ranks by the ranker alone.
         per_query: dict or None. When given, filled with `retrieval_only` and `two_stage`:
             each `EvalResult.per_query` (metric -> value per query), for paired comparisons.
+        item_vectors: float array [num_items, dim] or None. The catalog embeddings when the
+            caller has them; None embeds the catalog again.
 
     Returns:
         dict: `protocol`, `retrieve_n`, `retrieval_only` and `two_stage` (EvalResult.to_dict()),
@@ -221,7 +224,9 @@ def evaluate_two_stage(
     num_items = len(prepared.table)
     prior = prior or repeat_prior.RepeatPrior()
     blend = blend or blend_lib.Blend()
-    stages = stage_scores(config, prepared, retrieval_model, ranker, queries, prior)
+    stages = stage_scores(
+        config, prepared, retrieval_model, ranker, queries, prior, item_vectors=item_vectors
+    )
     n = stages.candidates.shape[1]
     exclude, retrieval_scores = stages.exclude, stages.full_retrieval
     final = blend.combine(stages.retrieval, stages.ranker)
