@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.serving.test_versions import GOOD, _version, _wait_for
+from tests.serving.conftest import GOOD, toy_version, wait_for
 from tfrec.serving import Client, ServingError, loadtest
 
 TOY = """
@@ -55,7 +55,7 @@ def test_label_moves_without_restart_and_in_flight_requests_succeed(setup):
     base, config, start = setup
     server = start()
     client = Client(server.grpc_target)
-    assert _version(client, label="stable") == 1
+    assert toy_version(client, label="stable") == 1
     results = {}
 
     def load():
@@ -69,7 +69,7 @@ def test_label_moves_without_restart_and_in_flight_requests_succeed(setup):
     thread = threading.Thread(target=load)
     thread.start()
     write_config(config, labels={"stable": 2, "canary": 2})  # promote the canary
-    assert _wait_for(lambda: _version(client, label="stable") == 2), "label did not move"
+    assert wait_for(lambda: toy_version(client, label="stable") == 2), "label did not move"
     thread.join()
     assert results["load"].failures == 0, results["load"].errors
     assert server.store.labels("toy") == {"stable": 2, "canary": 2}
@@ -84,13 +84,13 @@ def test_invalid_config_is_logged_and_the_previous_one_kept(setup, caplog):
         tmp = config.with_name("broken.tmp")
         tmp.write_text(broken)
         os.replace(tmp, config)
-        assert _wait_for(lambda: "not applied, the previous config keeps serving" in caplog.text)
+        assert wait_for(lambda: "not applied, the previous config keeps serving" in caplog.text)
         assert "not a valid ModelServerConfig" in caplog.text
-        assert _version(client, label="stable") == 1 and _version(client, label="canary") == 2
+        assert toy_version(client, label="stable") == 1 and toy_version(client, label="canary") == 2
         caplog.clear()
     config.unlink()  # a missing file is as invalid
-    assert _wait_for(lambda: "does not exist" in caplog.text)
-    assert _version(client, label="stable") == 1
+    assert wait_for(lambda: "does not exist" in caplog.text)
+    assert toy_version(client, label="stable") == 1
 
 
 def test_label_waits_for_its_version_to_be_available(setup, caplog, toy_versions):
@@ -100,12 +100,12 @@ def test_label_waits_for_its_version_to_be_available(setup, caplog, toy_versions
     caplog.set_level(logging.ERROR, logger="tfrec.serving.model_store")
     # Version 3 is not on disk yet: the new labels wait, the old ones keep serving.
     write_config(config, versions=(1, 2, 3), labels={"stable": 2, "canary": 3})
-    assert _wait_for(lambda: "`canary` names version 3" in caplog.text)
+    assert wait_for(lambda: "`canary` names version 3" in caplog.text)
     assert "keeping {'canary': 2, 'stable': 1}" in caplog.text
-    assert _version(client, label="stable") == 1
+    assert toy_version(client, label="stable") == 1
     shutil.copytree(toy_versions / "3", base / "toy" / "3")
-    assert _wait_for(lambda: server.store.labels("toy") == {"stable": 2, "canary": 3})
-    assert _version(client, label="canary") == 3 and _version(client, label="stable") == 2
+    assert wait_for(lambda: server.store.labels("toy") == {"stable": 2, "canary": 3})
+    assert toy_version(client, label="canary") == 3 and toy_version(client, label="stable") == 2
 
 
 def test_models_are_added_and_removed(setup):
@@ -121,11 +121,11 @@ def test_models_are_added_and_removed(setup):
         except ServingError:  # not configured yet
             return []
 
-    assert _wait_for(lambda: twin_states() == ["AVAILABLE"] * 2), "model was not added"
+    assert wait_for(lambda: twin_states() == ["AVAILABLE"] * 2), "model was not added"
     assert int(client.predict("twin", GOOD, version=1)["version"][0]) == 1
     old = server.store.acquire("twin", version=2)  # an in-flight request on the removed model
     write_config(config, labels={"stable": 1})
-    assert _wait_for(lambda: "twin" not in server.store.model_names()), "model was not removed"
+    assert wait_for(lambda: "twin" not in server.store.model_names()), "model was not removed"
     with pytest.raises(ServingError, match="model `twin` is not served") as caught:
         client.predict("twin", GOOD)
     assert caught.value.code == "NOT_FOUND"
@@ -140,4 +140,4 @@ def test_without_the_option_the_config_is_read_at_start_only(setup):
     base, config, start = setup
     server = start(model_config_poll_seconds=0, poll_seconds=0.1)
     write_config(config, labels={"stable": 2})
-    assert not _wait_for(lambda: server.store.labels("toy") != {"stable": 1, "canary": 2}, 1.0)
+    assert not wait_for(lambda: server.store.labels("toy") != {"stable": 1, "canary": 2}, 1.0)
