@@ -90,7 +90,7 @@ def test_train_evaluate_resume_and_refuse(tmp_path, capsys):
     assert cli.main(train + _sets(OVERRIDES)) == 0
     assert {d: _latest(wd / d) for d in before} == before
     assert json.loads((wd / "history.json").read_text())["epochs_run"] == 0
-    assert "Ranker already trained (1 epochs)" in capsys.readouterr().out
+    assert "Ranker already trained: nothing to do" in capsys.readouterr().out
 
     # Another model in the same workdir is refused before any training.
     saved = (wd / "config.yaml").read_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,8 @@ from tfrec.models import repeat_prior
 from tfrec.ranking import builder, dataset, sampling
 from tfrec.ranking import metrics as ranking_metrics
 from tfrec.ranking import model as model_lib
-from tfrec.training import callbacks
+from tfrec.training import fit as fit_lib
+from tfrec.training import state as state_lib
 from tfrec.training import workdir as workdir_lib
 
 # Cap on training positives: with the default 9 negatives each, 50k positives are 500k rows, an
@@ -66,38 +66,6 @@ def selection_score(head_metrics: dict, loss_weights: dict) -> float:
     return -float(np.mean(rmses)) if rmses else -math.inf
 
 
-class RankerValidation(tf.keras.callbacks.Callback):
-    """Per-head validation AUC and log loss each epoch; keeps the best epoch, stops early."""
-
-    def __init__(self, val_ds, heads, loss_weights, state: callbacks.TrainingState, patience):
-        super().__init__()
-        self.val_ds = val_ds
-        self.heads = tuple(heads)
-        self.loss_weights = dict(loss_weights)
-        self.state = state
-        self.patience = patience
-        self.last: dict = {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.last = ranking_metrics.evaluate_heads(self.model.network, self.val_ds, self.heads)
-        for head, values in self.last.items():
-            for name, value in values.items():
-                if logs is not None:
-                    logs[f"val_{head}_{name}"] = value  # TensorBoard: validation run
-        value = selection_score(self.last, self.loss_weights)
-        done = epoch + 1
-        self.state.record(done, value)
-        aucs = ", ".join(f"{h} {m['auc']:.4f}" for h, m in self.last.items() if "auc" in m)
-        print(
-            f"ranker epoch {done}: val score {value:.4f} (best {self.state.best_value:.4f} at "
-            f"epoch {self.state.best_epoch}); val auc {aucs}",
-            flush=True,
-        )
-        if self.state.out_of_patience(self.patience):
-            print(f"Ranker early stopping: no improvement for {self.patience} epochs", flush=True)
-            self.model.stop_training = True
-
-
 WINDOWS = ("validation", "train")
 
 
@@ -128,6 +96,20 @@ def example_windows(ranking_config: config_lib.RankingConfig, split) -> tuple:
     span = split.test_start - split.validation_start
     cut = split.validation_start + int(round(span * (1.0 - holdout)))
     return (split.validation_start, cut), (cut, split.test_start)
+
+
+def _finished(wd: workdir_lib.Workdir, config: config_lib.Config) -> bool:
+    """Whether the ranker of `wd` ran all `ranking.epochs` or stopped early.
+
+    Checked before building any example, the costly part of a resumed run with nothing to do.
+    """
+    if tf.train.latest_checkpoint(str(wd.checkpoints)) is None:
+        return False
+    state = state_lib.TrainingState(wd, tf.Module(), None)
+    epoch = state.restore(verbose=False)
+    return epoch >= config.ranking.epochs or state.out_of_patience(
+        config.train.early_stopping_patience
+    )
 
 
 def _build(config, prepared, retrieval_model, heads) -> tuple:
@@ -175,13 +157,8 @@ def train_ranker(
     config_lib.write_text_atomic(heads_path(workdir), json.dumps({"heads": list(heads)}, indent=2))
     tf.keras.utils.set_random_seed(config.train.seed)
     ranker, item_vectors = _build(config, prepared, retrieval_model, heads)
-    state = callbacks.TrainingState(wd, ranker, ranker.optimizer)
-    state.best.assign(-np.inf)  # scores may be negative (-RMSE); a restore overwrites this
-    initial_epoch = state.restore()
-    patience = config.train.early_stopping_patience
-    stopped = bool(patience) and int(state.wait.numpy()) >= patience
-    if initial_epoch >= config.ranking.epochs or stopped:
-        print(f"Ranker already trained ({initial_epoch} epochs): nothing to do", flush=True)
+    if _finished(wd, config):
+        print("Ranker already trained: nothing to do", flush=True)
         previous = json.loads(wd.history.read_text()) if wd.history.is_file() else {}
         return {**previous, "epochs_run": 0}
 
@@ -223,41 +200,46 @@ def train_ranker(
         train_pairs, train_q, catalog, heads, config.ranking.batch_size, shuffle_seed=seed
     )
     val_ds = dataset.make_dataset(val_pairs, val_q, catalog, heads, _EVAL_BATCH)
-    validation = RankerValidation(val_ds, heads, ranker.loss_weights, state, patience)
-    cbs = [
-        validation,
-        tf.keras.callbacks.TensorBoard(
-            log_dir=str(Path(workdir) / "tb" / "ranking"),
-            histogram_freq=config.train.histogram_freq,
-            update_freq="epoch",
-            profile_batch=0,
-        ),
-        callbacks.Checkpointing(state),
-    ]
-    start = time.perf_counter()
-    history = ranker.fit(
+
+    def validate(model: tf.keras.Model) -> tuple[float, dict[str, float]]:
+        per_head = ranking_metrics.evaluate_heads(model.network, val_ds, heads)
+        logs = {
+            f"val_{h}_{name}": v for h, values in per_head.items() for name, v in values.items()
+        }
+        return selection_score(per_head, ranker.loss_weights), logs
+
+    def describe(logs: dict[str, float]) -> str:
+        aucs = [f"{h} {logs[f'val_{h}_auc']:.4f}" for h in heads if f"val_{h}_auc" in logs]
+        return "val auc " + ", ".join(aucs) if aucs else ""
+
+    result = fit_lib.fit(
+        ranker,
+        ranker.optimizer,
+        wd,
         train_ds,
         epochs=config.ranking.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=cbs,
-        verbose=2,
+        validation=fit_lib.Validation(
+            "val score", validate, config.train.early_stopping_patience, describe
+        ),
+        tb_dir=Path(workdir) / "tb" / "ranking",
+        histogram_freq=config.train.histogram_freq,
+        label="ranker epoch",
     )
-    seconds = time.perf_counter() - start
-    state.restore_best()
-    epochs_run = len(history.epoch)
     summary = {
         "heads": list(heads),
-        "epochs_run": epochs_run,
-        "best_epoch": state.best_epoch,
-        "best_validation_score": state.best_value,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_validation_score": result.best_value,
         "validation": ranking_metrics.evaluate_heads(ranker.network, val_ds, heads),
         "windows": {"train": [train_start, train_end], "validation": [val_start, val_end]},
         "train_queries": len(train_q),
         "train_examples": len(train_pairs),
         "validation_examples": len(val_pairs),
-        "seconds": seconds,
-        "examples_per_second": epochs_run * len(train_pairs) / seconds if seconds else None,
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "seconds": result.seconds,
+        "examples_per_second": result.epochs_run * len(train_pairs) / result.seconds
+        if result.seconds
+        else None,
+        "history": result.history,
     }
     config_lib.write_text_atomic(wd.history, json.dumps(summary, indent=2))
     return summary
@@ -279,5 +261,5 @@ def load_ranker(
         )
     heads = json.loads(heads_path(workdir).read_text(encoding="utf-8"))["heads"]
     ranker, _ = _build(config, prepared, retrieval_model, tuple(heads))
-    callbacks.TrainingState(ranking_workdir(workdir), ranker, None).restore_best(required=True)
+    fit_lib.restore_best(ranker, ranking_workdir(workdir))
     return ranker

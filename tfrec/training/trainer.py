@@ -1,10 +1,9 @@
-"""The canonical trainer: workdir, resumable checkpoints, early stopping, TensorBoard."""
+"""Trains the retrieval towers (tfrec, or the id-only two-tower baseline) through `fit`."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any, Optional
 
 import numpy as np
@@ -16,7 +15,8 @@ from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
 from tfrec.models import builders, repeat_prior, retrieval
-from tfrec.training import callbacks, distribution
+from tfrec.training import distribution, tensorboard
+from tfrec.training import fit as fit_lib
 from tfrec.training import workdir as workdir_lib
 
 KINDS = ("tfrec", "id_two_tower")
@@ -132,48 +132,40 @@ def train(
         drop_remainder=True,
     )
     validation = ValidationSample(prepared)
-    state = callbacks.TrainingState(wd, model, optimizer)
-    initial_epoch = state.restore()
-    cbs = [
-        callbacks.LearningRateLogger(),
-        callbacks.ValidationRecall(validation.recall, state, tc.early_stopping_patience),
-        tf.keras.callbacks.TensorBoard(
-            log_dir=str(wd.tb),
-            histogram_freq=tc.histogram_freq,
-            update_freq="epoch",
-            profile_batch=0,
-        ),
-        callbacks.Checkpointing(state),
-    ]
-    num_examples = len(prepared.train.user_id)
-    start = time.perf_counter()
-    history = model.fit(
+
+    def validate(m: tf.keras.Model) -> tuple[float, dict[str, float]]:
+        value = validation.recall(m)
+        return value, {"val_recall@50": value}
+
+    result = fit_lib.fit(
+        model,
+        optimizer,
+        wd,
         ds,
         epochs=tc.epochs,
-        initial_epoch=initial_epoch,
+        validation=fit_lib.Validation("val_recall@50", validate, tc.early_stopping_patience),
+        tb_dir=wd.tb,
+        histogram_freq=tc.histogram_freq,
         steps_per_epoch=tc.steps_per_epoch,
-        callbacks=cbs,
-        verbose=2 if not _interactive() else 1,
+        label=f"{kind} epoch",
     )
-    seconds = time.perf_counter() - start
-    epochs_run = max(0, len(history.epoch))
-    state.restore_best()
+    num_examples = len(prepared.train.user_id)
     steps = tc.steps_per_epoch or (num_examples // batch_size)
     summary = {
         "kind": kind,
         "precision": policy,
         "replicas": strategy.num_replicas_in_sync,
-        "epochs_run": epochs_run,
-        "best_epoch": state.best_epoch,
-        "best_validation_recall@50": state.best_value,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "best_validation_recall@50": result.best_value,
         "train_examples": num_examples,
-        "seconds": seconds,
-        "examples_per_second": (epochs_run * steps * batch_size / seconds)
-        if seconds and epochs_run
+        "seconds": result.seconds,
+        "examples_per_second": (result.epochs_run * steps * batch_size / result.seconds)
+        if result.seconds and result.epochs_run
         else None,
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "history": result.history,
     }
-    if epochs_run == 0 and wd.history.is_file():
+    if result.finished_before and wd.history.is_file():
         # A resumed run with nothing left to train keeps the timing of the run that trained;
         # `epochs_run` stays 0: it describes this invocation.
         previous = json.loads(wd.history.read_text(encoding="utf-8"))
@@ -186,8 +178,8 @@ def train(
         print(f"repeat prior (tuned on validation): beta={prior.beta} decay={prior.decay}")
     config_lib.write_text_atomic(wd.history, json.dumps(summary, indent=2))
     if kind == "tfrec":
-        callbacks.write_projector(wd.tb, model, prepared)
-    callbacks.write_hparams(wd.tb, config, summary)
+        tensorboard.write_projector(wd.tb, model, prepared)
+    tensorboard.write_hparams(wd.tb, config, summary)
     return summary
 
 
@@ -211,13 +203,6 @@ def load_trained(
     Raises:
         WorkdirError: when `workdir` holds no checkpoint.
     """
-    wd = workdir_lib.Workdir(workdir)
     model = build_model(config, prepared, kind)
-    callbacks.TrainingState(wd, model, None).restore_best(required=True)
+    fit_lib.restore_best(model, workdir_lib.Workdir(workdir))
     return model
-
-
-def _interactive() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
