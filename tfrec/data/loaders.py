@@ -10,7 +10,7 @@ from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.data import cleaning, schema
 
-DATASETS = ("synthetic", "online-retail", "movielens", "csv")
+DATASETS = ("synthetic", "online-retail", "movielens", "amazon-reviews", "csv")
 
 
 def load(data: config_lib.DataConfig) -> schema.Dataset:
@@ -54,6 +54,10 @@ def load(data: config_lib.DataConfig) -> schema.Dataset:
         from tfrec.data import movielens
 
         return movielens.load(_require(data.path, folder=True), rules(data))
+    if data.dataset == "amazon-reviews":
+        from tfrec.data import amazon_reviews
+
+        return amazon_reviews.load(_require(data.path, folder=False), rules(data), data.split)
     raise errors.ConfigError(f"`data.dataset` must be one of {DATASETS}, received {data.dataset!r}")
 
 
