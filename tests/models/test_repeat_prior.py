@@ -43,3 +43,11 @@ def test_tf_bonus_inside_a_saved_function_with_a_batch_and_duplicates():
         return prior.tf_bonus(h, 4)
 
     np.testing.assert_allclose(bonus(tf.constant(history)).numpy(), prior.weights(history, 4))
+
+
+def test_tune_can_choose_a_penalty_where_repeats_do_not_happen():
+    # Validation prefers lowering seen items: the grid holds negative weights to find it.
+    best, _ = repeat_prior.tune(lambda p: -p.beta)
+    assert best.beta < 0
+    history = np.array([[1, -1]])
+    assert repeat_prior.RepeatPrior(best.beta, 1.0).weights(history, 3)[0, 1] < 0

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-BETAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+# Negative weights lower recently seen items: where people rarely come back to an item (ratings,
+# reviews, durable goods) the validation window picks one instead of leaving the prior off.
+BETAS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, -0.1, -0.5, -2.0)
 DECAYS = (0.7, 0.9, 1.0)
 
 
@@ -26,7 +28,7 @@ class RepeatPrior:
     """Score bonus for recently seen items.
 
     Args:
-        beta: float. Weight of the bonus; 0 turns the prior off.
+        beta: float. Weight of the bonus; 0 turns the prior off, a negative weight is a penalty.
         decay: float. Per-position decay of an event's weight, most recent first.
     """
 
@@ -98,7 +100,8 @@ def tune(
 ) -> tuple[RepeatPrior, list]:
     """Grid search on validation: returns the best prior and every (beta, decay, value) tried.
 
-    Ties go to the smaller beta (prefer the model's own scores when the prior does not help).
+    Ties go to the earlier grid value: no prior first (prefer the model's own scores when the
+    prior does not help), then positive weights before negative ones.
     """
     tried = []
     best, best_value = RepeatPrior(), evaluate(RepeatPrior())
