@@ -45,6 +45,13 @@ def test_evaluate_and_export_read_only_the_artifact(moved, tmp_path):
     result = evaluate_run.evaluate_workdir(path)
     assert {"tfrec", "tfrec_towers_only", "most_popular"} <= set(result["models"])
     assert (path / "metrics.json").is_file() and "two_stage" in result
+    # The catalog as known at the test start: items first seen later are not in it.
+    catalog = artifact.Artifact(path).catalog()
+    test_start = result["split"]["test_start"]
+    known = catalog["first_seen"].isna() | (catalog["first_seen"] < test_start)
+    assert result["protocol"]["catalog_items"] == int(known.sum())
+    assert result["models"]["tfrec"]["num_items"] == int(known.sum())
+    assert result["protocol"]["baselines_fit"] == "training + validation windows"
     out = export_run.export(path, tmp_path / "export", with_text=False)
     loaded = tf.saved_model.load(out["models"]["tfrec"])
     assert set(loaded.signatures) >= {"retrieve", "rank", "recommend"}

@@ -16,7 +16,7 @@ from tfrec.evaluation.baselines import tuning
 ITEMS = np.array(["x", "y", "z", "w"], dtype=object)
 
 
-def hand_prepared(max_history=4):
+def hand_prepared(max_history=4, extra_rows=()):
     """A PreparedData stand-in: training before t=10, validation [10, 20), test from 20.
 
     User a: x, y (one invoice at t=1), z (t=2) in training; y (t=11), x (t=12) in validation;
@@ -25,13 +25,18 @@ def hand_prepared(max_history=4):
     rows = [
         ("a", "x", 1), ("a", "y", 1), ("a", "z", 2), ("c", "w", 3),
         ("a", "y", 11), ("b", "z", 11), ("a", "x", 12), ("b", "w", 13),
-        ("a", "z", 21), ("c", "x", 22),
+        ("a", "z", 21), ("c", "x", 22), *extra_rows,
     ]  # fmt: skip
     log = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    log = log.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    first = log.groupby("item_id")["timestamp"].min()
     log["event_type"] = "purchase"
     index = pd.Index(ITEMS)
     return types.SimpleNamespace(
-        split=types.SimpleNamespace(train=log[log.timestamp < 10], validation_start=10),
+        split=types.SimpleNamespace(
+            train=log[log.timestamp < 10], validation_start=10, test_start=20
+        ),
+        available_at=lambda boundary: pd.Series(ITEMS).map(first).to_numpy() < boundary,
         dataset=types.SimpleNamespace(interactions=log),
         table=types.SimpleNamespace(item_ids=ITEMS),
         catalog_index=lambda ids: index.get_indexer(np.asarray(ids, dtype=object).ravel()).reshape(
@@ -158,3 +163,36 @@ def test_tuned_scorers_rejects_unknown_names():
         ValueError, match=r"`names` must be drawn from .*received \['id_two_tower'\]"
     ):
         baselines.tuned_scorers(hand_prepared(), small_config(False), ["id_two_tower"])
+
+
+def test_refit_baselines_score_test_after_fitting_on_validation_too():
+    # w is bought twice more in the validation window: a refitted popularity ranks it first.
+    prepared = hand_prepared(extra_rows=[("b", "w", 14), ("a", "w", 15)])
+    config = small_config(False)
+    refit = baselines.tuned_scorers(prepared, config, ["most_popular"], progress=False)
+    kept = dataclasses.replace(config, eval=dataclasses.replace(config.eval, refit_baselines=False))
+    train_only = baselines.tuned_scorers(prepared, kept, ["most_popular"], progress=False)
+    n = len(prepared.test)
+    assert np.argmax(refit["most_popular"].score_fn(0, n)[0]) == 3  # w
+    row = train_only["most_popular"].score_fn(0, n)[0]
+    assert np.all(row == row[0])  # one training event per item: no favourite
+    window, test = baselines.inputs.from_prepared(prepared, prepared.test, window_end=20)
+    assert window.num_users == 3 and window.item.size == 10  # training + validation events
+    assert test.profile_offsets[-1] > 0
+
+
+def test_tuning_validates_on_the_catalog_known_at_the_validation_start():
+    # v first appears in validation: it cannot be recommended there, so it cannot be relevant.
+    prepared = hand_prepared(extra_rows=[("a", "v", 16)])
+    prepared.table = types.SimpleNamespace(item_ids=np.array([*ITEMS, "v"], dtype=object))
+    index = pd.Index(prepared.table.item_ids)
+    prepared.catalog_index = lambda ids: index.get_indexer(
+        np.asarray(ids, dtype=object).ravel()
+    ).reshape(np.shape(ids))
+    first = prepared.dataset.interactions.groupby("item_id")["timestamp"].min()
+    prepared.available_at = lambda boundary: (
+        pd.Series(prepared.table.item_ids).map(first).to_numpy() < boundary
+    )
+    tuned = baselines.tuned_scorers(prepared, small_config(False), ["most_popular"], progress=False)
+    # Validation queries: a@11, b@11, a@12, b@13, a@16 (v only) -> the last one is dropped.
+    assert tuned["most_popular"].metrics["queries"] == len(prepared.validation.relevant) - 1

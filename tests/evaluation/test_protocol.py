@@ -138,6 +138,20 @@ def test_exclusion_removes_items_from_ranking_and_relevant_set():
     assert r["all"]["coverage@2"] == pytest.approx(0.4)
 
 
+def test_catalog_mask_removes_unlisted_items_from_ranking_and_relevance():
+    scores = [[1, 5, 4, 3, 2], [1, 5, 4, 3, 2]]
+    relevant = [[1, 2], [1]]
+    available = np.array([True, False, True, True, True])  # item 1 not listed yet
+    r = protocol.evaluate(fixed_scores(scores), relevant, 5, ks=(1,), available=available)
+    # Query 0: item 1 leaves the relevant set, item 2 now ranks first. Query 1 is dropped.
+    assert r["all"]["queries"] == 1 and r.dropped == {"all": 1}
+    assert r["all"]["recall@1"] == 1.0 and r["all"]["mrr"] == 1.0
+    assert r.num_items == 4 and not r.exclude_seen
+    assert r["all"]["coverage@1"] == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match=r"`available` must be bool \[5\]"):
+        protocol.evaluate(fixed_scores(scores), relevant, 5, available=np.ones(4, bool))
+
+
 def test_segment_masks():
     # Catalog of 4, scores [4, 3, 2, 1] for all queries, so rank(item) = item + 1.
     # q0 relevant {0, 3}; q1 {1}; q2 {2, 3}. Cold items {2, 3}; cold user: q0 only.

@@ -101,7 +101,7 @@ def load(
         }
     )
     until = _text_cutoff(interactions, split_config)
-    items = item_text(reviews, pd.unique(interactions["item_id"]), until)
+    items = item_text(reviews, interactions["item_id"].unique(), until)
     report.treatments = {
         "reviews": "Each review is a `rating` event whose value is the star rating.",
         "text": (

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 
 from tfrec import config as config_lib
 from tfrec import features
@@ -44,6 +45,21 @@ class PreparedData:
     def train_item_mask(self) -> np.ndarray:
         """[num_items] bool: catalog items seen in the training split."""
         return np.isin(self.table.item_ids, np.asarray(self.spec.items, dtype=object))
+
+    def first_seen(self) -> np.ndarray:
+        """[num_items] float64: each catalog item's first event time (unix seconds; NaN: none)."""
+        first = self.dataset.interactions.groupby("item_id")["timestamp"].min()
+        return pd.Series(self.table.item_ids).map(first).to_numpy(np.float64)
+
+    def available_at(self, boundary: int) -> np.ndarray:
+        """[num_items] bool: the catalog as the shop knew it at `boundary` (unix seconds).
+
+        An item is known once it has an event before the boundary; a catalog item with no
+        event at all is known from the start (it was listed, nobody bought it). Items first
+        seen later did not exist for the shop yet, so nothing could recommend them.
+        """
+        first = self.first_seen()
+        return np.isnan(first) | (first < boundary)
 
 
 def prepare(

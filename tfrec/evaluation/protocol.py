@@ -6,6 +6,10 @@ The protocol, in full:
   each group is one query and its *relevant* items are the group's distinct items, identified by
   catalog index `0..num_items-1`.
 * Full catalog. Every query scores all `num_items` items; there are no sampled negatives.
+* The catalog as the shop knew it (optional `available` mask): items not yet listed at the
+  split boundary (by default: first seen after it) are removed from the ranking and from the
+  relevant sets; nobody could have recommended them. Queries left with no relevant item are
+  dropped and counted, and coverage is over the available items.
 * Exclusion (optional). Items the user interacted with before the query time are removed from
   the ranking (score `-inf`) and from the relevant set, since a repeat purchase cannot then be
   recommended. Queries left with no relevant item are dropped and counted. Whether exclusion was
@@ -53,10 +57,10 @@ class EvalResult:
         metrics: dict. Segment name -> {"recall@10": float, ..., "mrr": float, "queries": int};
             values are NaN for a segment with no query.
         ks: tuple of int. The cut-offs.
-        num_items: int. Catalog size.
+        num_items: int. Catalog size: the available items when a catalog mask was given.
         exclude_seen: bool. Whether previously seen items were removed from the ranking.
-        dropped: dict. Segment name -> queries dropped because exclusion emptied their relevant
-            set.
+        dropped: dict. Segment name -> queries dropped because exclusion or the catalog mask
+            emptied their relevant set.
         seconds: float. Wall time of the evaluation, scoring included.
     """
 
@@ -156,6 +160,7 @@ def evaluate(
     segments: Optional[Mapping[str, tuple]] = None,
     batch_size: int = 512,
     progress: bool = False,
+    available: Optional[np.ndarray] = None,
 ) -> EvalResult:
     """Evaluates one scorer on the full catalog under the protocol of this module.
 
@@ -172,6 +177,8 @@ def evaluate(
             [num_items] or None). `all` is always added.
         batch_size: int. Queries per `score_fn` call. Defaults to 512.
         progress: bool. Show a tqdm progress bar. Defaults to False.
+        available: bool array [num_items] or None. The catalog as known at the split: other
+            items leave the ranking and the relevant sets. None: every item.
 
     Returns:
         EvalResult.
@@ -201,6 +208,16 @@ def evaluate(
         )
     seg_specs = _check_segments(segments, n, m)
     keep = np.ones(rel_q.size, bool)
+    blocked = np.zeros(0, np.int64)
+    if available is not None:
+        available = np.asarray(available)
+        if available.dtype != bool or available.shape != (m,):
+            raise ValueError(
+                f"`available` must be bool [{m}] or None, received {available.dtype} "
+                f"{available.shape}"
+            )
+        blocked = np.flatnonzero(~available)
+        keep = available[rel_item]
     ex_q, ex_item, ex_off = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(n + 1, np.int64)
     if exclude is not None:
         if len(exclude) != n:
@@ -209,7 +226,7 @@ def evaluate(
             )
         ex_q, ex_item, ex_len = _flatten(exclude, m, "exclude", unique=False)
         ex_off[1:] = np.cumsum(ex_len)
-        keep = ~np.isin(rel_q * m + rel_item, ex_q * m + ex_item)
+        keep &= ~np.isin(rel_q * m + rel_item, ex_q * m + ex_item)
 
     selections, dropped = {}, {}
     for name, (q_mask, i_mask) in seg_specs.items():
@@ -245,6 +262,7 @@ def evaluate(
                 raise ValueError(f"`score_fn({start}, {end})` returned NaN scores")
             e0, e1 = ex_off[a], ex_off[b]
             s[ex_q[e0:e1] - a, ex_item[e0:e1]] = -np.inf
+            s[:, blocked] = -np.inf
             t_list, t_rank = metrics.top_k(s, big_k)
             top[a:b] = t_list
             r0, r1 = rel_off[a], rel_off[b]
@@ -277,13 +295,14 @@ def evaluate(
     if bar is not None:
         bar.close()
 
+    listed = m - blocked.size
     table = {
-        name: _segment_metrics(sel, rel_q, rank, first[name], top, ks, m)
+        name: _segment_metrics(sel, rel_q, rank, first[name], top, ks, m, listed)
         for name, sel in selections.items()
     }
     per_query = _per_query(selections["all"], rel_q, rank, first["all"], ks)
     return EvalResult(
-        table, ks, m, exclude is not None, dropped, time.perf_counter() - t0, per_query
+        table, ks, listed, exclude is not None, dropped, time.perf_counter() - t0, per_query
     )
 
 
@@ -308,7 +327,7 @@ def _query_values(sel, rel_q, rank, first, ks) -> tuple[np.ndarray, dict[str, np
     return queries, values
 
 
-def _segment_metrics(sel, rel_q, rank, first, top, ks, num_items) -> dict[str, float]:
+def _segment_metrics(sel, rel_q, rank, first, top, ks, num_items, listed) -> dict[str, float]:
     queries, values = _query_values(sel, rel_q, rank, first, ks)
     out: dict[str, float] = {}
     if queries.size == 0:
@@ -320,7 +339,8 @@ def _segment_metrics(sel, rel_q, rank, first, top, ks, num_items) -> dict[str, f
         return _ordered(out, ks)
     out.update({name: float(np.mean(v)) for name, v in values.items()})
     for k in ks:
-        out[f"coverage@{k}"] = metrics.coverage(top[queries, :k], num_items)
+        # Over the items that could be shown: the catalog as known at the split.
+        out[f"coverage@{k}"] = metrics.coverage(top[queries, :k], num_items) * num_items / listed
     out["queries"] = int(queries.size)
     return _ordered(out, ks)
 

@@ -45,6 +45,9 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
     num_items = len(prepared.table.item_ids)
     relevant = [prepared.catalog_index(r) for r in test.relevant]
     exclude = [prepared.catalog_index(s) for s in test.seen] if config.eval.exclude_seen else None
+    # The catalog as the shop knew it at the test start: items first seen later leave the
+    # ranking and the relevant sets. Cold items are then those that entered after training.
+    available = prepared.available_at(int(prepared.split.test_start))
     known_users = set(prepared.spec.users)
     segments = {
         "cold_items": (None, ~prepared.train_item_mask()),
@@ -78,10 +81,10 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
     tuned = baseline_tuning.tuned_scorers(prepared, config, classical, progress=True)
     scorers.update({name: t.score_fn for name, t in tuned.items()})
     # Controls of the cold-item segment: new items first, knowing nothing else about them.
-    first = prepared.dataset.interactions.groupby("item_id")["timestamp"].min()
-    first_seen = pd.Series(prepared.table.item_ids).map(first).to_numpy(np.float64)
     scorers.update(
-        controls.cold_item_controls(~prepared.train_item_mask(), first_seen, config.train.seed)
+        controls.cold_item_controls(
+            ~prepared.train_item_mask(), prepared.first_seen(), config.train.seed
+        )
     )
 
     results = {}
@@ -94,13 +97,18 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
             exclude=exclude,
             segments=segments,
             progress=True,
+            available=available,
         )
     out = {
         "protocol": {
             "split": "temporal",
             "test_queries": len(relevant),
-            "catalog_items": num_items,
+            "catalog_items": int(available.sum()),
+            "catalog": "items first seen before the test start (or listed without events)",
             "exclude_seen": config.eval.exclude_seen,
+            "baselines_fit": "training + validation windows"
+            if config.eval.refit_baselines
+            else "training window",
             "ranking": "full catalog, no sampled negatives",
         },
         "split": prepared.split.report(),
@@ -124,6 +132,7 @@ def evaluate_workdir(workdir, prepared=None, overrides: Sequence[str] = ()) -> d
             blend=blend_lib.Blend.load(ranking_training.blend_path(wd.root)),
             per_query=stages,
             item_vectors=item_vectors,
+            available=available,
         )
         per_query["tfrec_two_stage"] = stages["two_stage"]
     baseline_names = [n for n in results if n in tuned or n == "id_two_tower"]

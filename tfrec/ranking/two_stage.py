@@ -85,16 +85,25 @@ def stage_scores(
     queries: data_examples.EvalQueries,
     prior: Optional[repeat_prior.RepeatPrior] = None,
     item_vectors: Optional[np.ndarray] = None,
+    available: Optional[np.ndarray] = None,
 ) -> StageScores:
     """Retrieves `recommend.retrieve_n` candidates per query and scores them with both stages.
 
-    With `eval.exclude_seen`, previously seen items are removed before the top N is taken.
+    With `eval.exclude_seen`, previously seen items are removed before the top N is taken;
+    items outside `available` (bool [num_items], the catalog at the split) are never retrieved.
     """
     num_items = len(prepared.table)
     n = min(config.recommend.retrieve_n, num_items)
     exclude = (
         [prepared.catalog_index(s) for s in queries.seen] if config.eval.exclude_seen else None
     )
+    retrieval_exclude = exclude
+    if available is not None and not available.all():
+        blocked = np.flatnonzero(~available)
+        retrieval_exclude = [
+            np.concatenate([blocked, np.asarray(e, np.int64)]) if exclude is not None else blocked
+            for e in (exclude if exclude is not None else [()] * len(queries.user_id))
+        ]
     items = item_vectors
     if items is None:
         items = inference.item_embeddings(retrieval_model.candidate_model, prepared.table)
@@ -102,7 +111,7 @@ def stage_scores(
     prior = prior or repeat_prior.RepeatPrior()
     history_index = prepared.catalog_index(queries.history_item_ids)
     candidates = sampling.retrieve_top_n(
-        query_vectors, items, n, exclude, prior=prior, history_index=history_index
+        query_vectors, items, n, retrieval_exclude, prior=prior, history_index=history_index
     )
     # One row per (query, candidate); the ranker reads each row's retrieval score.
     pairs = examples.LabeledPairs(
@@ -178,6 +187,7 @@ def evaluate_two_stage(
     blend: Optional[blend_lib.Blend] = None,
     per_query: Optional[dict] = None,
     item_vectors: Optional[np.ndarray] = None,
+    available: Optional[np.ndarray] = None,
 ) -> dict:
     """Retrieval-only against retrieve-then-rank, on the retrieval evaluation's test queries.
 
@@ -215,6 +225,8 @@ def evaluate_two_stage(
             each `EvalResult.per_query` (metric -> value per query), for paired comparisons.
         item_vectors: float array [num_items, dim] or None. The catalog embeddings when the
             caller has them; None embeds the catalog again.
+        available: bool array [num_items] or None. The catalog as known at the test start
+            (`protocol.evaluate`): other items are neither retrieved nor relevant.
 
     Returns:
         dict: `protocol`, `retrieve_n`, `retrieval_only` and `two_stage` (EvalResult.to_dict()),
@@ -225,17 +237,26 @@ def evaluate_two_stage(
     prior = prior or repeat_prior.RepeatPrior()
     blend = blend or blend_lib.Blend()
     stages = stage_scores(
-        config, prepared, retrieval_model, ranker, queries, prior, item_vectors=item_vectors
+        config,
+        prepared,
+        retrieval_model,
+        ranker,
+        queries,
+        prior,
+        item_vectors=item_vectors,
+        available=available,
     )
     n = stages.candidates.shape[1]
     exclude, retrieval_scores = stages.exclude, stages.full_retrieval
     final = blend.combine(stages.retrieval, stages.ranker)
+    blocked = np.flatnonzero(~available) if available is not None else np.zeros(0, np.int64)
 
     def two_stage_scores(start: int, end: int) -> np.ndarray:
         scores = retrieval_scores(start, end).astype(np.float64)
         if exclude is not None:
             for row in range(start, end):
                 scores[row - start, exclude[row]] = -np.inf
+        scores[:, blocked] = -np.inf
         rows = np.arange(end - start)[:, None]
         top, rank_scores = stages.candidates[start:end], final[start:end]
         outside = scores.copy()
@@ -249,7 +270,9 @@ def evaluate_two_stage(
 
     ks = tuple(sorted({K, n, *config.eval.ks}))
     results = {
-        name: protocol.evaluate(fn, stages.relevant, num_items, ks=ks, exclude=exclude)
+        name: protocol.evaluate(
+            fn, stages.relevant, num_items, ks=ks, exclude=exclude, available=available
+        )
         for name, fn in (
             ("retrieval_only", retrieval_scores),
             ("two_stage", two_stage_scores),

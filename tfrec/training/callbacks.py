@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Optional
 
 import tensorflow as tf
 
 from tfrec.training import state as state_lib
 
-if TYPE_CHECKING:
-    from tfrec.training import fit
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """How the best epoch is chosen.
+
+    Args:
+        name: str. The score's name in logs and messages, e.g. `val_recall@50`.
+        evaluate: the model -> (score, metrics). Higher scores are better; `metrics` (name ->
+            float) go to the epoch logs and so to TensorBoard's validation run.
+        patience: int. Epochs without a better score before training stops (0: never).
+        describe: optional metrics -> str, a short text printed after the score each epoch.
+    """
+
+    name: str
+    evaluate: Callable[[tf.keras.Model], tuple[float, dict[str, float]]]
+    patience: int
+    describe: Optional[Callable[[dict[str, float]], str]] = None
 
 
 class BestEpoch(tf.keras.callbacks.Callback):
     """Scores the model on validation after each epoch, keeps the best weights, stops early."""
 
     def __init__(
-        self, validation: fit.Validation, state: state_lib.TrainingState, label: str = "epoch"
+        self, validation: Validation, state: state_lib.TrainingState, label: str = "epoch"
     ) -> None:
         super().__init__()
         self.validation = validation

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,23 +21,8 @@ from tfrec.training import callbacks
 from tfrec.training import state as state_lib
 from tfrec.training import workdir as workdir_lib
 
-
-@dataclasses.dataclass(frozen=True)
-class Validation:
-    """How the best epoch is chosen.
-
-    Args:
-        name: str. The score's name in logs and messages, e.g. `val_recall@50`.
-        evaluate: the model -> (score, metrics). Higher scores are better; `metrics` (name ->
-            float) go to the epoch logs and so to TensorBoard's validation run.
-        patience: int. Epochs without a better score before training stops (0: never).
-        describe: optional metrics -> str, a short text printed after the score each epoch.
-    """
-
-    name: str
-    evaluate: Callable[[tf.keras.Model], tuple[float, dict[str, float]]]
-    patience: int
-    describe: Optional[Callable[[dict[str, float]], str]] = None
+# How the best epoch is chosen; defined beside the callback that applies it.
+Validation = callbacks.Validation
 
 
 @dataclasses.dataclass

@@ -18,6 +18,8 @@ _RESUMABLE = (
     "train.steps_per_epoch",
     "train.histogram_freq",
     "eval",
+    "compression",
+    "bench",  # what `tfrec bench serving` measures, not the model
     "name",
 )
 # Fields only the ranker reads: free to change while the workdir holds no trained ranker.

@@ -17,6 +17,7 @@ with none either, baselines fall back to popularity.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -219,18 +220,27 @@ def _before(key, user, ts, lo, span):
     return start, np.maximum(start, end)
 
 
-def from_prepared(prepared, eval_queries) -> tuple[Window, Queries]:
-    """The training window and `eval_queries` (validation or test) as baseline inputs.
+def from_prepared(
+    prepared, eval_queries, window_end: Optional[int] = None
+) -> tuple[Window, Queries]:
+    """A fitting window and `eval_queries` (validation or test) as baseline inputs.
 
     Args:
         prepared: tfrec.data.prepared.PreparedData.
         eval_queries: tfrec.data.examples.EvalQueries, e.g. `prepared.validation`.
+        window_end: int or None. The window is every event before it (unix seconds); None:
+            the training window (before `validation_start`). Test queries may be scored by a
+            baseline fitted up to `test_start` (training and validation windows).
 
     Returns:
-        (Window, Queries). Users are indexed in order of first appearance in training.
+        (Window, Queries). Users are indexed in order of first appearance in the window.
     """
-    train = prepared.split.train
-    window_end = int(prepared.split.validation_start)
+    if window_end is None:
+        window_end = int(prepared.split.validation_start)
+        train = prepared.split.train
+    else:
+        log = prepared.dataset.interactions
+        train = log[log["timestamp"].to_numpy(dtype=np.int64) < int(window_end)]
     items = prepared.catalog_index(train["item_id"].to_numpy())
     keep = items >= 0
     users = pd.Index(pd.unique(train["user_id"].to_numpy(dtype=object)[keep]))

@@ -2,8 +2,12 @@
 
 For each baseline and each point of its grid, the baseline is fitted on the training window and
 scores the validation queries (`prepared.validation`) under `protocol.evaluate`, with
-`eval.exclude_seen` applied exactly as on test. The point with the best validation NDCG@10 wins
-(ties: the first point in grid order) and that fitted model scores the test queries. Grids come
+`eval.exclude_seen` applied exactly as on test and the catalog as known at the validation start.
+The point with the best validation NDCG@10 wins (ties: the first point in grid order). With
+`eval.refit_baselines` (the default) the winner is fitted again on the training and validation
+windows before it scores the test queries: tfrec's ranker, repeat prior and blend learn on the
+validation window, so the baselines see it too; otherwise the model fitted on training scores
+them. Grids come
 from `DEFAULT_GRIDS`, each parameter replaceable through the config key
 `eval.baseline_grids.<baseline>.<parameter>` (a list of values). The hybrid mixes the tuned buy
 again and item-kNN, so only its weight is searched.
@@ -161,6 +165,8 @@ def tune(
     ks: Sequence[int],
     components: Optional[Mapping[str, dict]] = None,
     progress: bool = False,
+    refit: Optional[tuple[inputs.Window, inputs.Queries]] = None,
+    available: Optional[np.ndarray] = None,
 ) -> TunedBaseline:
     """Grid search of one baseline on validation; see the module docstring.
 
@@ -175,6 +181,10 @@ def tune(
         ks: sequence of int. Cut-offs reported in `validation` (10 is always added).
         components: mapping. For `hybrid`: tuned `buy_again` and `item_knn` parameters.
         progress: bool. Show a tqdm bar over the grid points.
+        refit: (Window, Queries) or None. A later fitting window and the test queries built
+            against it: the winner is fitted there before scoring them. None: the model fitted
+            on `window` scores `test`.
+        available: bool array [num_items] or None. The catalog at the validation start.
 
     Returns:
         TunedBaseline.
@@ -187,7 +197,12 @@ def tune(
     for params in tqdm.tqdm(_points(grid), desc=f"tune {name}", disable=not progress):
         scorer_of = _fit_and_score(name, _build(name, params, components or {}), window)
         result = protocol.evaluate(
-            scorer_of(validation), relevant, window.num_items, ks=ks, exclude=exclude
+            scorer_of(validation),
+            relevant,
+            window.num_items,
+            ks=ks,
+            exclude=exclude,
+            available=available,
         )
         tried.append({"params": params, "metrics": result["all"]})
         value = result["all"][METRIC]
@@ -197,9 +212,16 @@ def tune(
     if name == "hybrid":
         for component, params in (components or {}).items():
             chosen.update({f"{component}.{k}": v for k, v in params.items()})
-    seconds = time.perf_counter() - t0
     assert best_scorer is not None  # the grid has at least one point
-    return TunedBaseline(name, best_scorer(test), chosen, best_metrics, tried, seconds)
+    if refit is None:
+        score_fn = best_scorer(test)
+    else:
+        refit_window, refit_test = refit
+        score_fn = _fit_and_score(name, _build(name, best, components or {}), refit_window)(
+            refit_test
+        )
+    seconds = time.perf_counter() - t0
+    return TunedBaseline(name, score_fn, chosen, best_metrics, tried, seconds)
 
 
 def tuned_scorers(prepared, config, names: Sequence[str], progress: bool = True) -> dict:
@@ -225,6 +247,12 @@ def tuned_scorers(prepared, config, names: Sequence[str], progress: bool = True)
     grids = resolve_grids(config.eval.baseline_grids)
     window, validation = inputs.from_prepared(prepared, prepared.validation)
     _, test = inputs.from_prepared(prepared, prepared.test)
+    refit = None
+    if config.eval.refit_baselines:
+        refit = inputs.from_prepared(
+            prepared, prepared.test, window_end=int(prepared.split.test_start)
+        )
+    available = prepared.available_at(int(prepared.split.validation_start))
     relevant = [prepared.catalog_index(r) for r in prepared.validation.relevant]
     exclude = None
     if config.eval.exclude_seen:
@@ -242,6 +270,8 @@ def tuned_scorers(prepared, config, names: Sequence[str], progress: bool = True)
             config.eval.ks,
             components=components,
             progress=progress,
+            refit=refit,
+            available=available,
         )
 
     done: dict[str, TunedBaseline] = {}
