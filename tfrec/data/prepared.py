@@ -19,15 +19,16 @@ from tfrec.data import split as split_lib
 class PreparedData:
     """Everything the trainer and the evaluator read, built deterministically from a config.
 
+    The examples (`train`, `validation`, `test`) are built on first use: loading a trained
+    model for export or serving needs only the vocabularies and the item table.
+
     Args:
         dataset: schema.Dataset. The cleaned dataset.
         split: split_lib.Split. Temporal train / validation / test.
-        spec: features.FeatureSpec. Vocabularies learned from the training split.
+        spec: features.FeatureSpec. Vocabularies learned from the training split only.
         table: vocab.ItemTable. Candidate features of the whole catalog, in catalog order.
         item_counts: np.ndarray [len(spec.items)]. Training counts (log-Q correction).
-        train: examples_lib.RetrievalExamples. One example per training target event.
-        validation: examples_lib.EvalQueries. Validation queries (early stopping).
-        test: examples_lib.EvalQueries. Test queries (reported metrics).
+        data: DataConfig. History length and target events of the examples.
     """
 
     dataset: schema.Dataset
@@ -35,9 +36,42 @@ class PreparedData:
     spec: features.FeatureSpec
     table: vocab.ItemTable
     item_counts: np.ndarray
-    train: examples_lib.RetrievalExamples
-    validation: examples_lib.EvalQueries
-    test: examples_lib.EvalQueries
+    data: config_lib.DataConfig
+    _examples: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def train(self) -> examples_lib.RetrievalExamples:
+        """One example per training target event."""
+        if "train" not in self._examples:
+            self._examples["train"] = examples_lib.build_examples(
+                self.dataset.interactions,
+                np.iinfo(np.int64).min,
+                self.split.validation_start,
+                self.data.max_history,
+                self.data.target_events,
+            )
+        return self._examples["train"]
+
+    @property
+    def validation(self) -> examples_lib.EvalQueries:
+        """Validation queries (early stopping, tuning)."""
+        return self._queries("validation", self.split.validation_start, self.split.test_start)
+
+    @property
+    def test(self) -> examples_lib.EvalQueries:
+        """Test queries (reported metrics)."""
+        return self._queries("test", self.split.test_start, np.iinfo(np.int64).max)
+
+    def _queries(self, name: str, start: int, end: int) -> examples_lib.EvalQueries:
+        if name not in self._examples:
+            self._examples[name] = examples_lib.build_eval_queries(
+                self.dataset.interactions,
+                start,
+                end,
+                self.data.max_history,
+                self.data.target_events,
+            )
+        return self._examples[name]
 
     def catalog_index(self, item_ids) -> np.ndarray:
         return self.table.index_of(np.asarray(item_ids, dtype=object))
@@ -82,24 +116,11 @@ def prepare(
     if spec is None:
         spec = vocab.build_feature_spec(split.train, ds.items, data, config.model.text_encoder)
     table = vocab.build_item_table(ds.items, spec)
-    inter = ds.interactions
-    far_future = np.iinfo(np.int64).max
-    train = examples_lib.build_examples(
-        inter, np.iinfo(np.int64).min, split.validation_start, data.max_history, data.target_events
-    )
-    validation = examples_lib.build_eval_queries(
-        inter, split.validation_start, split.test_start, data.max_history, data.target_events
-    )
-    test = examples_lib.build_eval_queries(
-        inter, split.test_start, far_future, data.max_history, data.target_events
-    )
     return PreparedData(
         dataset=ds,
         split=split,
         spec=spec,
         table=table,
         item_counts=vocab.item_counts(split.train, spec),
-        train=train,
-        validation=validation,
-        test=test,
+        data=data,
     )
