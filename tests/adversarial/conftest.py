@@ -11,13 +11,14 @@ import tensorflow as tf
 
 # Fixtures shared with the server's own tests (pytest finds fixtures imported here).
 from tests.serving.conftest import make_export, save_toy, start_server, toy_versions  # noqa: F401
+from tfrec import request_schema
 from tfrec.serving import servable
 
 CATALOG = 50  # items in the toy's index: the largest `k` it accepts
 
 
 class TfrecToy(tf.Module):
-    """tfrec's `recommend` inputs, scored by hand-checkable counts.
+    """tfrec's `recommend` inputs (the request schema's), scored by hand-checkable counts.
 
     score[row, j] = 10 * (non-empty history items) + (non-empty event types) - j: the two
     history lists are counted separately, so only the server can refuse unequal widths.
@@ -27,17 +28,7 @@ class TfrecToy(tf.Module):
         super().__init__()
         self.ids = tf.constant([f"i{j}" for j in range(CATALOG)])
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([None, None], tf.string, name="history_item_ids"),
-            tf.TensorSpec([None, None], tf.string, name="history_event_types"),
-            tf.TensorSpec([None], tf.int32, name="hour_of_day"),
-            tf.TensorSpec([None], tf.int32, name="day_of_week"),
-            tf.TensorSpec([None], tf.int32, name="k"),
-            tf.TensorSpec([None], tf.bool, name="exclude_recent"),
-        ]
-    )
+    @tf.function(input_signature=request_schema.tensor_specs(request_schema.RECOMMEND))
     def recommend(
         self, user_id, history_item_ids, history_event_types, hour_of_day, day_of_week, k, exclude_recent
     ):  # fmt: skip
@@ -50,10 +41,7 @@ class TfrecToy(tf.Module):
         return {"item_ids": ids, "scores": scores}
 
     @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="query_text"),
-            tf.TensorSpec([None], tf.int32, name="k"),
-        ]
+        input_signature=[request_schema.QUERY_TEXT.tensor_spec(), request_schema.K.tensor_spec()]
     )
     def search(self, query_text, k):
         return {"length": tf.strings.length(query_text, unit="UTF8_CHAR")}
@@ -79,15 +67,17 @@ def tfrec_toy(tmp_path_factory):
 
 def request(rows: int = 1, width: int = 2, k: int = 5) -> dict:
     """A columnar `recommend` request (also the Client's input form)."""
-    return {
-        "user_id": ["u1"] * rows,
-        "history_item_ids": [["i1"] * width] * rows,
-        "history_event_types": [["view"] * width] * rows,
-        "hour_of_day": [14] * rows,
-        "day_of_week": [2] * rows,
-        "k": [k] * rows,
-        "exclude_recent": [False] * rows,
+    values = {
+        request_schema.USER_ID: "u1",
+        request_schema.HISTORY_ITEM_IDS: ["i1"] * width,
+        request_schema.HISTORY_EVENT_TYPES: ["view"] * width,
+        request_schema.HOUR_OF_DAY: 14,
+        request_schema.DAY_OF_WEEK: 2,
+        request_schema.K: k,
+        request_schema.EXCLUDE_RECENT: False,
     }
+    assert list(values) == list(request_schema.inputs_of(request_schema.RECOMMEND))
+    return {spec.name: [value] * rows for spec, value in values.items()}
 
 
 class PeakRss:

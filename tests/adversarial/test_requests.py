@@ -14,6 +14,7 @@ import pytest
 from tensorflow_serving.apis import predict_pb2
 
 from tests.adversarial.conftest import CATALOG, request
+from tfrec import request_schema
 from tfrec.serving import Client, ServingError, batching, limits, tensors
 
 MB = 1 << 20
@@ -52,16 +53,13 @@ def _huge_history_request() -> bytes:
     message.model_spec.name = "tfrec"
     message.model_spec.signature_name = "recommend"
     for name, value in request().items():
-        array = np.asarray(value, dtype=np.int32 if name in INT32 else None)
+        array = np.asarray(value, dtype=request_schema.BY_NAME[name].numpy_dtype)
         message.inputs[name].CopyFrom(tensors.to_proto(array))
-    for name in ("history_item_ids", "history_event_types"):
+    for name in request_schema.HISTORY_PAIR:
         proto = message.inputs[name]
         del proto.string_val[1:]
         proto.tensor_shape.dim[1].size = 5_000_000  # make_ndarray repeats the last value
     return message.SerializeToString()
-
-
-INT32 = ("hour_of_day", "day_of_week", "k")
 
 
 def _grpc_raw(server, raw: bytes, method="/tensorflow.serving.PredictionService/Predict"):
@@ -143,6 +141,38 @@ def test_k_that_does_not_fit_int32_is_not_wrapped(server):
     # The client does not wrap it either: the server names the field and the dtype.
     with pytest.raises(ServingError, match=r"`inputs.k`: expected dtype int32, received int64"):
         Client(server.grpc_target).predict("tfrec", request(k=2**32 + 10), "recommend")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_missing_and_unknown_inputs_are_explained_by_the_request_schema(server, protocol):
+    client = Client(server.grpc_target if protocol == "grpc" else server.rest_target, protocol)
+    names = sorted(request())
+    without_k = {n: v for n, v in request().items() if n != request_schema.K.name}
+    with pytest.raises(ServingError) as caught:
+        client.predict("tfrec", without_k, signature_name="recommend")
+    assert caught.value.code == "INVALID_ARGUMENT"
+    assert caught.value.message == (
+        f"`inputs`: missing input `k` of signature `recommend`; expected {names}, received "
+        f"{sorted(without_k)}; {request_schema.K.describe()}"
+    )
+    # `query_text` is an input of the `_text` variant only: the note says so.
+    texted = dict(request(), query_text=["red shoes"])
+    with pytest.raises(ServingError) as caught:
+        client.predict("tfrec", texted, signature_name="recommend")
+    assert caught.value.message == (
+        f"`inputs`: unknown input `query_text` for signature `recommend`; expected {names}, "
+        f"received {sorted(texted)}; {request_schema.QUERY_TEXT.describe()}"
+    )
+
+
+def test_wrong_dtype_is_explained_by_the_request_schema(server):
+    inputs = dict(request(), exclude_recent=["no"])
+    with pytest.raises(ServingError) as caught:
+        Client(server.grpc_target).predict("tfrec", inputs, signature_name="recommend")
+    assert caught.value.message == (
+        "`inputs.exclude_recent`: expected dtype bool, received string; "
+        + request_schema.EXCLUDE_RECENT.describe()
+    )
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "rest"])

@@ -10,7 +10,7 @@ import pytest
 
 import tfrec  # noqa: F401  (sets the Keras-2 environment before TensorFlow is imported)
 from tests import harness
-from tfrec import artifact
+from tfrec import artifact, request_schema
 from tfrec import config as config_lib
 from tfrec.data import prepared as prepared_lib
 from tfrec.exporting import index as index_lib
@@ -77,6 +77,13 @@ def request(users, histories, k=5, exclude_recent=False, hour=12, day=2, query_t
     return dict(
         requests.stack(rows), k=np.broadcast_to(np.asarray(k, np.int32), [len(users)]).copy()
     )
+
+
+def rank_request(inputs: dict, item_ids) -> dict:
+    """The request context of `inputs` (a `request`) with candidates `item_ids`: a `rank` request."""
+    out = {i.name: inputs[i.name] for i in request_schema.CONTEXT}
+    out[request_schema.ITEM_IDS.name] = np.asarray(item_ids, object)
+    return out
 
 
 def assert_same_answer(got: list, expected: list) -> None:

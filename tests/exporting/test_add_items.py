@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.exporting.conftest import request
+from tests.exporting.conftest import rank_request, request
 from tfrec import cli, errors
 from tfrec.exporting import add_items
 from tfrec.pipelines import export as export_run
@@ -76,14 +76,7 @@ def test_served_version_picks_up_new_items(run, tmp_path, capsys):
         assert b"new-001" not in gone["item_ids"][0].tolist()
         ranked = client.predict(
             "tfrec",
-            {
-                **{
-                    k: v
-                    for k, v in request([user], [[]]).items()
-                    if k not in ("k", "exclude_recent")
-                },
-                "item_ids": np.array([["new-001"]], object),
-            },
+            rank_request(request([user], [[]]), [["new-001"]]),
             "rank",
             version=2,
         )

@@ -8,9 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-
-from tests.exporting.conftest import request
+from tests.exporting.conftest import rank_request, request
 
 SCRIPT = textwrap.dedent(
     """
@@ -48,8 +46,7 @@ def test_exports_run_in_a_process_without_tfrec(run):
     user = run.prepared.spec.users[0]
     item = run.trained.catalog.item_ids[0]
     base = request([user, "nobody"], [[(item, "view")], []], k=4)
-    rank = {k: v for k, v in base.items() if k not in ("k", "exclude_recent")}
-    rank["item_ids"] = np.array([[item, "x"], [item, item]], object)
+    rank = rank_request(base, [[item, "x"], [item, item]])
     core = {"retrieve": _jsonable(base), "recommend": _jsonable(base), "rank": _jsonable(rank)}
     texted = request([user, "nobody"], [[(item, "view")], []], k=4, query_text=["red", ""])
     text = {"retrieve": _jsonable(texted), "recommend": _jsonable(texted)}

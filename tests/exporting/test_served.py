@@ -16,7 +16,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.exporting.conftest import request
+from tests.exporting.conftest import rank_request, request
+from tfrec import request_schema
 from tfrec.serving import Client, ServingError, batching
 from tfrec.serving import server as server_lib
 
@@ -33,8 +34,7 @@ def test_grpc_and_rest_agree_on_every_signature(run, server):
     user = run.prepared.spec.users[0]
     item = run.trained.catalog.item_ids[3]
     base = request([user, "nobody"], [[(item, "purchase"), (item, "view")], []], k=6)
-    rank = {k: v for k, v in base.items() if k not in ("k", "exclude_recent")}
-    rank["item_ids"] = np.array([[item, "x", item], [item, item, "y"]], object)
+    rank = rank_request(base, [[item, "x", item], [item, item, "y"]])
     text = request([user, "nobody"], [[(item, "view")], []], k=6, query_text=["bowl", ""])
     calls = [
         ("tfrec", "retrieve", base),
@@ -73,11 +73,13 @@ def test_k_and_exclude_recent_are_required_inputs(server, protocol):
     # As in tensorflow_model_server: a signature's inputs are all required, none has a default.
     target = server.grpc_target if protocol == "grpc" else server.rest_target
     with Client(target, protocol) as client:
-        for name in ("k", "exclude_recent"):
-            inputs = {key: v for key, v in request(["u"], [[]]).items() if key != name}
-            with pytest.raises(ServingError, match=f"missing input `{name}`") as caught:
+        for spec in (request_schema.K, request_schema.EXCLUDE_RECENT):
+            inputs = {key: v for key, v in request(["u"], [[]]).items() if key != spec.name}
+            with pytest.raises(ServingError, match=f"missing input `{spec.name}`") as caught:
                 client.predict("tfrec", inputs, "recommend")
             assert caught.value.code == "INVALID_ARGUMENT"
+            # The served signature is the schema's, so the message explains the input.
+            assert caught.value.message.endswith(spec.describe())
 
 
 def test_client_repeats_scalar_inputs_per_row(run, server):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.exporting.conftest import assert_same_answer, request
+from tests.exporting.conftest import assert_same_answer, rank_request, request
 from tfrec import errors, features
 from tfrec.exporting import signatures
 from tfrec.pipelines import export as export_run
@@ -96,9 +96,7 @@ def test_rank_matches_the_ranking_network(run, served):
     catalog = run.trained.catalog
     candidates = list(catalog.item_ids[:4]) + ["unknown-item"]
     events = _events(run, 3, 10)
-    inputs = request([spec.users[0]], [events])
-    inputs = {k: v for k, v in inputs.items() if k not in ("k", "exclude_recent")}
-    inputs["item_ids"] = np.asarray([candidates], object)
+    inputs = rank_request(request([spec.users[0]], [events]), [candidates])
     out = _call(served["rank"], inputs)
     pad = spec.max_history - len(events)
     rows = catalog.item_ids.tolist()

@@ -20,7 +20,9 @@ CASES = [
         None,
         "toy",
         "INVALID_ARGUMENT",
-        r"missing input `item_ids`",
+        # Not a tfrec signature: no request-schema note after the expected inputs.
+        r"missing input `item_ids` of signature `serving_default`; expected \['item_ids', "
+        r"'query'\], received \['query'\]$",
         id="missing-input",
     ),
     pytest.param(

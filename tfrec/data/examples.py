@@ -8,11 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tfrec import errors
+from tfrec import errors, request_schema
 from tfrec.data import schema
-
-_SECONDS_PER_DAY = 86400
-_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday; Monday = 0
 
 
 @dataclasses.dataclass
@@ -88,11 +85,9 @@ class EvalQueries:
 
 
 def time_features(timestamp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """UTC hour of day and day of week (Monday = 0) of unix seconds, as int32 arrays."""
-    ts = np.asarray(timestamp, dtype=np.int64)
-    hour = (ts // 3600) % 24
-    day = (ts // _SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7
-    return hour.astype(np.int32), day.astype(np.int32)
+    """UTC hour of day and day of week (Monday = 0) of unix seconds, as int32 arrays: the
+    request schema's `hour_of_day` and `day_of_week`, as requests compute them."""
+    return request_schema.time_features(np.asarray(timestamp, dtype=np.int64))
 
 
 class _Log:
@@ -165,13 +160,16 @@ def _query_fields(interactions, log: _Log, positions: np.ndarray, max_history: i
     items, events = log.history(positions, max_history)
     ts = log.ts[positions]
     hour, day = time_features(ts)
+    # Named as the request inputs they become at serving time.
     return {
-        "user_id": interactions["user_id"].to_numpy(dtype=object)[log.order[positions]],
-        "history_item_ids": items,
-        "history_event_types": events,
+        request_schema.USER_ID.name: interactions["user_id"].to_numpy(dtype=object)[
+            log.order[positions]
+        ],
+        request_schema.HISTORY_ITEM_IDS.name: items,
+        request_schema.HISTORY_EVENT_TYPES.name: events,
         "timestamp": ts,
-        "hour_of_day": hour,
-        "day_of_week": day,
+        request_schema.HOUR_OF_DAY.name: hour,
+        request_schema.DAY_OF_WEEK.name: day,
     }
 
 

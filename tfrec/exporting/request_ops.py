@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfrec import request_schema
+
 # Score of an excluded or padding slot: finite (JSON-safe over REST) and below any real score.
 EXCLUDED_SCORE = float(tf.float32.min)
 
 
 def fit_length(values: tf.Tensor, length: int) -> tf.Tensor:
-    """Pads with "" or truncates a [batch, any] string tensor to [batch, length].
+    """Pads with the schema's list padding ("") or truncates a [batch, any] string tensor to
+    [batch, length].
 
     Recent events arrive most recent first, so truncation keeps the most recent ones.
     """
     batch = tf.shape(values)[0]
-    padded = tf.concat([values, tf.fill([batch, length], "")], axis=1)
+    padding = request_schema.HISTORY_ITEM_IDS.default
+    padded = tf.concat([values, tf.fill([batch, length], padding)], axis=1)
     return tf.reshape(padded[:, :length], [-1, length])
 
 
@@ -24,14 +28,15 @@ def check_batch(name: str, value: tf.Tensor, batch: tf.Tensor) -> list:
         tf.debugging.assert_equal(
             tf.shape(value)[0],
             batch,
-            message=f"`{name}` must have one row per `user_id` (batch size)",
+            message=f"`{name}` must have one row per `{request_schema.USER_ID.name}` (batch size)",
         )
     ]
 
 
 def check_k(k: tf.Tensor) -> list:
     """An assertion that every row's `k` (int32 [batch]) is at least 1."""
-    return [tf.debugging.assert_positive(k, message="`k` must be >= 1 in every row")]
+    name = request_schema.K.name
+    return [tf.debugging.assert_positive(k, message=f"`{name}` must be >= 1 in every row")]
 
 
 def exclude(scores: tf.Tensor, rows: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

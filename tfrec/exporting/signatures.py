@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Optional
 
@@ -9,21 +10,39 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec import config as config_lib
-from tfrec import errors, features
+from tfrec import errors, features, request_schema
 from tfrec.exporting import index as index_lib
-from tfrec.exporting import request_ops as ops
-from tfrec.exporting import tracking
+from tfrec.exporting import stages, tracking
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
-from tfrec.ranking import examples as ranking_examples
 
-RETRIEVE, RANK, RECOMMEND = "retrieve", "rank", "recommend"
-_STRING_ROWS = tf.TensorSpec([None], tf.string)
-_STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
-_INT_ROWS = tf.TensorSpec([None], tf.int32)
-# Every input is batch-major, `k` and `exclude_recent` too: tensorflow_model_server's batcher
-# concatenates all inputs of a signature along dimension 0 and cannot batch scalars.
-_BOOL_ROWS = tf.TensorSpec([None], tf.bool)
+RETRIEVE, RANK, RECOMMEND = (
+    request_schema.RETRIEVE,
+    request_schema.RANK,
+    request_schema.RECOMMEND,
+)
+
+
+def _request_function(method, signature: str, with_text: bool = False, excluding: bool = False):
+    """`method(request dict)` as a tf.function whose parameters are the signature's inputs.
+
+    The inputs, their order, dtypes and shapes come from `tfrec.request_schema`. tf.function
+    binds arguments by the Python signature, so the wrapper declares the schema's names as its
+    parameters: callers pass them by keyword, as a SignatureDef's inputs are passed.
+    """
+    names = request_schema.names_of(signature, with_text, excluding)
+    parameters = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+
+    def serve(*args, **kwargs):
+        return method(dict(parameters.bind(*args, **kwargs).arguments))
+
+    serve.__signature__ = parameters  # type: ignore[attr-defined]
+    serve.__name__ = signature
+    return tf.function(
+        serve, input_signature=request_schema.tensor_specs(signature, with_text, excluding)
+    )
 
 
 def _string_variable(values: np.ndarray, name: str) -> tf.Variable:
@@ -31,41 +50,38 @@ def _string_variable(values: np.ndarray, name: str) -> tf.Variable:
     return tf.Variable(np.asarray(values, dtype=object).astype(bytes), trainable=False, name=name)
 
 
-class ServingModule(tf.Module):
+class ServingModule(stages.ServingStages):
     """What TF Serving runs: the query tower, the precomputed item index and the ranker.
 
     Every input is a raw request field; lookups, padding/truncation of the recent events to
     `max_history` and (in the text variant) WordPiece tokenization of the query run in the
     graph. Items are scored against `index.vectors`, so no item tower runs per request.
 
-    Signatures (batch = one row per request; recent events most recent first, "" = padding):
-        retrieve(user_id [b] str, history_item_ids [b, any] str, history_event_types [b, any]
-            str, hour_of_day [b] int32, day_of_week [b] int32, k [b] int32 (>= 1),
-            exclude_recent [b] bool[, query_text [b] str]) -> item_ids [b, w] str, titles
-            [b, w] str, scores [b, w] float32, w = max(k) (at most the catalog size); slots
-            past a row's own k are padding. `exclude_recent` drops every recent item of its
-            row.
-        rank(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week as above,
-            item_ids [b, n] str) -> scores [b, n] (weighted sum of head probabilities) and
+    Signatures (batch = one row per request). Their inputs, dtypes and shapes are
+    `tfrec.request_schema`'s (`inputs_of(signature)`); in short:
+        retrieve(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week, k,
+            exclude_recent[, query_text]) -> item_ids [b, w] str, titles [b, w] str, scores
+            [b, w] float32, w = max(k) (at most the catalog size); slots past a row's own k
+            are padding. `exclude_recent` drops every recent item of its row.
+        rank(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week,
+            item_ids) -> scores [b, n] (weighted sum of head probabilities) and
             `<head>_scores` [b, n] per head (probability; raw prediction for `rating`). The
             ranker also reads each candidate's retrieval score, computed in the graph (0 for
             items not in the index).
-        recommend(same inputs as retrieve) -> as retrieve: top `retrieve_n` retrieved, ranked,
+        recommend(the inputs of retrieve) -> as retrieve: top `retrieve_n` retrieved, ranked,
             scored by `blend` of their retrieval and ranker scores (the returned scores), recent
             items of `exclude_event_types` (all recent items with `exclude_recent`) dropped, at
             most `max_per_category` per category, top k. Also `ranker_scores` and
             `retrieval_scores` [b, w] of the returned items, and their explanations
-            `explanation_item_ids`, `explanation_event_types` [b, w, explain_top] str,
-            `explanation_positions` [b, w, explain_top] int32 (in the row's recent events) and
-            `explanation_weights` [b, w, explain_top] float32: the recent events most similar
-            to the item (see `request_ops.explain`), best first; "", -1 and 0 where fewer
-            events explain it. Slots with nothing left to show hold item_id "" and the lowest
-            float32 in every score output.
+            (`tfrec.exporting.explanations`) `explanation_item_ids`,
+            `explanation_event_types`, `explanation_positions` and `explanation_weights`
+            [b, w, explain_top]. Slots with nothing left to show hold item_id "" and the
+            lowest float32 in every score output.
 
     `recommend_excluding` (in memory only, never a signature: TF Serving requires every
     signature input in every request, so a new input would break existing clients) is
-    `recommend` with one more input, `exclude_item_ids` [b, any] str ("" = padding): items
-    that must not be shown (e.g. out of stock), dropped before the category cap.
+    `recommend` with one more input, `exclude_item_ids`: items that must not be shown (e.g.
+    out of stock), dropped before the category cap.
 
     Args:
         query_model: tf.keras.Model. The query tower (features.QUERY_FEATURES -> [b, dim]).
@@ -179,259 +195,34 @@ class ServingModule(tf.Module):
     ranker = property(lambda self: self._models.value[1])
     tokenizer = property(lambda self: self._models.value[2])
 
-    # -- stages --------------------------------------------------------------------------------
-
-    def _query_features(self, request: dict, query_text) -> dict:
-        batch = tf.shape(request["user_id"])[0]
-        if query_text is None:
-            # An all-zero query encodes to zero in the tower: "no search text".
-            tokens = tf.zeros([batch, self.query_text_length], tf.int32)
-        else:
-            tokens = tf.reshape(
-                tf.cast(self.tokenizer(query_text), tf.int32), [-1, self.query_text_length]
-            )
-        return {
-            features.USER_ID: request["user_id"],
-            features.HISTORY_ITEM_IDS: ops.fit_length(
-                request["history_item_ids"], self.max_history
-            ),
-            features.HISTORY_EVENT_TYPES: ops.fit_length(
-                request["history_event_types"], self.max_history
-            ),
-            features.HOUR_OF_DAY: request["hour_of_day"],
-            features.DAY_OF_WEEK: request["day_of_week"],
-            features.QUERY_TOKEN_IDS: tokens,
-        }
-
-    def _checks(self, request: dict) -> list:
-        batch = tf.shape(request["user_id"])[0]
-        checks = []
-        for name, value in request.items():
-            if name != "user_id":
-                checks += ops.check_batch(name, value, batch)
-        if "k" in request:
-            checks += ops.check_k(request["k"])
-        return checks
-
-    def _first_stage(self, request: dict, query_text) -> tf.Tensor:
-        """Retrieval scores [b, num_items]: the towers' dot product plus the repeat prior."""
-        query = self.query_model(self._query_features(request, query_text), training=False)
-        scores = tf.matmul(tf.cast(query, tf.float32), self.vectors, transpose_b=True)
-        if self.prior.beta:
-            # The prior reads the same window the query tower does: the latest max_history.
-            window = self.row_of.lookup(
-                ops.fit_length(request["history_item_ids"], self.max_history)
-            )
-            scores += self.prior.tf_bonus(window, self.num_items)
-        return scores
-
-    def _retrieval_scores(self, request: dict, query_text) -> tuple:
-        """First-stage scores [b, num_items], the same with excluded recent items lowered, and
-        history rows [b, L]."""
-        scores = self._first_stage(request, query_text)
-        # Exclusion reads every recent event sent, also those beyond max_history.
-        rows = self.row_of.lookup(request["history_item_ids"])
-        every = tf.broadcast_to(request["exclude_recent"][:, None], tf.shape(rows))
-        return scores, ops.exclude(scores, rows, every), rows
-
-    def _retrieve(self, request: dict, query_text=None) -> dict:
-        with tf.control_dependencies(self._checks(request)):
-            _, scores, _ = self._retrieval_scores(request, query_text)
-            ids, titles, best = ops.top_k(scores, request["k"], self.item_ids, self.titles)
-        return {"item_ids": ids, "titles": titles, "scores": best}
-
-    def _rank(self, request: dict, candidates: tf.Tensor, first_stage: tf.Tensor) -> dict:
-        """Per-head scores and their weighted sum, each [b, n], of candidate ids [b, n].
-
-        `first_stage` is the retrieval score [b, n] of each candidate, a ranker input.
-        """
-        batch, n = tf.shape(candidates)[0], tf.shape(candidates)[1]
-        flat = tf.reshape(candidates, [-1])
-        rows = self.row_of.lookup(flat)
-        length = int(self.ranker.input[features.HISTORY_ITEM_IDS].shape[1])
-        inputs = {
-            features.USER_ID: tf.repeat(request["user_id"], n),
-            features.ITEM_ID: flat,
-            features.HOUR_OF_DAY: tf.repeat(request["hour_of_day"], n),
-            features.DAY_OF_WEEK: tf.repeat(request["day_of_week"], n),
-            features.HISTORY_ITEM_IDS: tf.repeat(
-                ops.fit_length(request["history_item_ids"], length), n, axis=0
-            ),
-            features.HISTORY_EVENT_TYPES: tf.repeat(
-                ops.fit_length(request["history_event_types"], length), n, axis=0
-            ),
-            features.ITEM_CATEGORY: ops.lookup_or(self.categories, rows, ""),
-            features.ITEM_PRICE: ops.lookup_or(self.prices, rows, 0.0),
-        }
-        if features.RETRIEVAL_SCORE in self.ranker.input:  # rankers trained before it lack it
-            inputs[features.RETRIEVAL_SCORE] = tf.reshape(first_stage, [-1])
-        logits = self.ranker(inputs, training=False)
-        out, total = {}, tf.zeros([batch, n], tf.float32)
-        for head in self.heads:
-            value = tf.reshape(tf.cast(logits[head], tf.float32), [batch, n])
-            if head not in ranking_examples.REGRESSION_HEADS:
-                value = tf.sigmoid(value)
-            out[f"{head}_scores"] = value
-            total += self.head_weights[head] * value
-        out["scores"] = total
-        return out
-
-    def _recommend(self, request: dict, query_text=None) -> dict:
-        with tf.control_dependencies(self._checks(request)):
-            first_stage, scores, history_rows = self._retrieval_scores(request, query_text)
-            n = min(self.retrieve_n, self.num_items)
-            retrieved, candidate_rows = tf.math.top_k(scores, k=n)
-            candidates = tf.gather(self.item_ids, candidate_rows)
-            # The ranker reads the score before exclusion (excluded candidates are dropped).
-            candidate_scores = tf.gather(first_stage, candidate_rows, batch_dims=1)
-            ranked = self._rank(request, candidates, candidate_scores)["scores"]
-            # Event types aligned with the recent items, whatever width each was sent with.
-            types = request["history_event_types"]
-            types = tf.concat([types, tf.fill(tf.shape(history_rows), "")], axis=1)
-            types = types[:, : tf.shape(history_rows)[1]]
-            excluded_type = tf.reduce_any(
-                tf.equal(types[:, :, None], tf.constant(self.exclude_event_types or ("",))[None]),
-                axis=-1,
-            )
-            if not self.exclude_event_types:
-                excluded_type = tf.zeros_like(excluded_type)
-            drop = ops.is_member(
-                candidate_rows,
-                history_rows,
-                tf.logical_or(excluded_type, request["exclude_recent"][:, None]),
-            )
-            if "exclude_item_ids" in request:
-                unavailable = self.row_of.lookup(request["exclude_item_ids"])
-                drop = tf.logical_or(
-                    drop,
-                    ops.is_member(candidate_rows, unavailable, tf.ones_like(unavailable, tf.bool)),
-                )
-            drop = tf.logical_or(drop, retrieved <= ops.EXCLUDED_SCORE)
-            final = self.blend.tf_combine(candidate_scores, ranked, tf.logical_not(drop))
-            final = tf.where(drop, ops.EXCLUDED_SCORE, final)
-            if self.max_per_category is not None:
-                categories = ops.lookup_or(self.categories, candidate_rows, "")
-                final = ops.cap_per_category(final, categories, self.max_per_category)
-            best, columns, shown = ops.top_slots(final, request["k"])
-            rows = tf.where(shown, tf.gather(candidate_rows, columns, batch_dims=1), -1)
-
-            def slots(values, empty):
-                return tf.where(shown, tf.gather(values, columns, batch_dims=1), empty)
-
-            positions, weights = ops.explain(
-                rows,
-                history_rows,
-                types,
-                self.vectors,
-                self.explain_top,
-                self.recency_decay,
-                self.event_type_weights,
-            )
-
-            def cited(values):
-                # Uncited slots read one "" column appended at the end (also without events).
-                length = tf.shape(values)[1]
-                values = tf.concat([values, tf.fill([tf.shape(values)[0], 1], "")], axis=1)
-                index = tf.where(positions >= 0, positions, length)
-                return tf.gather(values, index, batch_dims=1)
-
-            return {
-                "item_ids": ops.lookup_or(self.item_ids, rows, ""),
-                "titles": ops.lookup_or(self.titles, rows, ""),
-                "scores": best,
-                "ranker_scores": slots(ranked, ops.EXCLUDED_SCORE),
-                "retrieval_scores": slots(candidate_scores, ops.EXCLUDED_SCORE),
-                "explanation_item_ids": cited(request["history_item_ids"]),
-                "explanation_event_types": cited(types),
-                "explanation_positions": tf.cast(positions, tf.int32),
-                "explanation_weights": weights,
-            }
-
     # -- signatures ----------------------------------------------------------------------------
 
     def _build_functions(self) -> None:
-        base = [_STRING_ROWS, _STRING_MATRIX, _STRING_MATRIX, _INT_ROWS, _INT_ROWS]
         text = self.tokenizer is not None
-
-        def request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week):
-            return {
-                "user_id": user_id,
-                "history_item_ids": history_item_ids,
-                "history_event_types": history_event_types,
-                "hour_of_day": hour_of_day,
-                "day_of_week": day_of_week,
-            }
-
-        # One function per signature: `query_text` is an input only when it is in the
-        # input signature (the text variant); otherwise it keeps its default, None. The
-        # parameter names are the signature's input names.
-        def query_signature(method):
-            def serve(
-                user_id,
-                history_item_ids,
-                history_event_types,
-                hour_of_day,
-                day_of_week,
-                k,
-                exclude_recent,
-                query_text=None,
-            ):
-                r = request(
-                    user_id, history_item_ids, history_event_types, hour_of_day, day_of_week
-                )
-                return method(dict(r, k=k, exclude_recent=exclude_recent), query_text)
-
-            return serve
-
-        def recommend_excluding(
-            user_id,
-            history_item_ids,
-            history_event_types,
-            hour_of_day,
-            day_of_week,
-            k,
-            exclude_recent,
-            exclude_item_ids,
-            query_text=None,
-        ):
-            r = request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week)
-            r.update(k=k, exclude_recent=exclude_recent, exclude_item_ids=exclude_item_ids)
-            return self._recommend(r, query_text)
-
-        query_specs = [_INT_ROWS, _BOOL_ROWS] + ([_STRING_ROWS] if text else [])
-
-        def rank(
-            user_id, history_item_ids, history_event_types, hour_of_day, day_of_week, item_ids
-        ):
-            r = request(user_id, history_item_ids, history_event_types, hour_of_day, day_of_week)
-            with tf.control_dependencies(self._checks(dict(r, item_ids=item_ids))):
-                # Unknown candidates have no retrieval score: 0, as their zero item vector.
-                rows = self.row_of.lookup(item_ids)
-                scores = tf.gather(self._first_stage(r, None), tf.maximum(rows, 0), batch_dims=1)
-                return self._rank(r, item_ids, tf.where(rows >= 0, scores, 0.0))
-
-        self.retrieve = tf.function(
-            query_signature(self._retrieve), input_signature=base + query_specs
-        )
+        self.retrieve = _request_function(self._retrieve, request_schema.RETRIEVE, with_text=text)
         self._excluding = tracking.Untracked(None)
         if self.ranker is not None:
-            self.rank = tf.function(rank, input_signature=base + [_STRING_MATRIX])
-            self.recommend = tf.function(
-                query_signature(self._recommend), input_signature=base + query_specs
+            self.rank = _request_function(self._rank_candidates, request_schema.RANK)
+            self.recommend = _request_function(
+                self._recommend, request_schema.RECOMMEND, with_text=text
             )
-            specs = base + [_INT_ROWS, _BOOL_ROWS, _STRING_MATRIX] + query_specs[2:]
             # Held untracked: a SavedModel holds the signatures only.
             self._excluding = tracking.Untracked(
-                tf.function(recommend_excluding, input_signature=specs)
+                _request_function(
+                    self._recommend, request_schema.RECOMMEND, with_text=text, excluding=True
+                )
             )
 
     def recommend_excluding(self, **inputs) -> dict:
         """`recommend` with one more input, `exclude_item_ids` [b, any] str: items not to show.
 
         A method, not a tf.function attribute, so a SavedModel of this module leaves it out.
+        Raises `request_schema.RequestError` naming an input that does not fit the schema.
         """
         if self._excluding.value is None:
             raise errors.ConfigError("`recommend_excluding` needs a `ranker`, received None")
+        with_text = self.tokenizer is not None
+        request_schema.check(inputs, RECOMMEND, with_text=with_text, excluding=True)
         return self._excluding.value(**inputs)
 
     def signatures(self) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,7 +11,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from tfrec import request_schema
+from tfrec.ranking import requests
+
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+
+
+# The two rows' request times: Wednesday 12:00 and Sunday 00:00 UTC of the first week of 2024.
+_TIMES = (datetime.datetime(2024, 1, 3, 12), datetime.datetime(2024, 1, 7, 0))
 
 
 def sample_requests(
@@ -22,8 +30,9 @@ def sample_requests(
 ) -> dict:
     """Two-row requests per signature: a known user with history, an unknown one without.
 
-    The rows differ on purpose (history length, `k`, `exclude_recent`), so warmup also
-    exercises padding and per-row k.
+    The rows differ on purpose (history length, `k`, `exclude_recent`, time), so warmup also
+    exercises padding and per-row k. Built by `tfrec.ranking.requests`, so they have the
+    inputs of `tfrec.request_schema`.
 
     Args:
         signatures: list of str. Signature names of the module (retrieve, rank, recommend).
@@ -37,21 +46,33 @@ def sample_requests(
     """
     items = [str(i) for i in list(item_ids)[:3]]
     items += [items[-1]] * (3 - len(items))
-    base = {
-        "user_id": np.array([users[0] if len(users) else "u", "__warmup_unknown__"], object),
-        "history_item_ids": np.array([[items[0], items[1]], [items[2], ""]], object),
-        "history_event_types": np.array([["view", "cart"], ["view", ""]], object),
-        "hour_of_day": np.array([12, 0], np.int32),
-        "day_of_week": np.array([2, 6], np.int32),
-    }
-    query = dict(base, k=np.array([k, 1], np.int32), exclude_recent=np.array([True, False]))
-    if with_text:
-        query["query_text"] = np.array([items[0], ""], object)
+    known = users[0] if len(users) else "u"
+    rows = [
+        requests.build(
+            known,
+            [(items[0], "view"), (items[1], "cart")],
+            _TIMES[0],
+            k,
+            exclude_recent=True,
+            query_text=items[0] if with_text else None,
+        ),
+        requests.build(
+            "__warmup_unknown__",
+            [(items[2], "view")],
+            _TIMES[1],
+            1,
+            query_text="" if with_text else None,
+        ),
+    ]
+    query = requests.stack(rows)
     found = {}
     for name in signatures:
-        if name == "rank":
-            found[name] = dict(base, item_ids=np.array([items, items], object))
-        elif name in ("retrieve", "recommend"):
+        if name == request_schema.RANK:
+            context = {i.name: query[i.name] for i in request_schema.CONTEXT}
+            found[name] = dict(
+                context, **{request_schema.ITEM_IDS.name: np.array([items, items], object)}
+            )
+        elif name in (request_schema.RETRIEVE, request_schema.RECOMMEND):
             found[name] = query
     return found
 

@@ -9,6 +9,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from tfrec import request_schema
+
 Moment = Union[None, int, float, datetime.datetime]
 
 
@@ -41,18 +43,20 @@ def build(
     user_id: str,
     recent: Sequence = (),
     now: Moment = None,
-    k: int = 10,
-    exclude_recent: bool = False,
+    k: int = request_schema.K.default,
+    exclude_recent: bool = request_schema.EXCLUDE_RECENT.default,
     query_text: Optional[str] = None,
 ) -> dict:
     """One request row of `retrieve` or `recommend`, as NumPy arrays with a batch of 1.
+
+    The inputs, their dtypes and shapes are `tfrec.request_schema`'s.
 
     Args:
         user_id: str. The user (unknown users get the OOV embedding).
         recent: list of (item_id, event_type), most recent first. Sent whole: the graph keeps
             the latest `max_history` for the towers; exclusions and explanations read all.
         now: unix seconds, datetime (naive = UTC) or None (the current time). Sets
-            `hour_of_day` and `day_of_week` (Monday = 0) in UTC.
+            `hour_of_day` and `day_of_week` (Monday = 0) in UTC, as training examples do.
         k: int >= 1. Items to return at most. Defaults to 10.
         exclude_recent: bool. Drop every recent item. Defaults to False.
         query_text: str or None. Adds `query_text` (the `_text` variant's input) unless None.
@@ -67,36 +71,29 @@ def build(
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"`k` must be a positive int, received {k!r}")
     events = recent_events(recent)
-    moment = datetime.datetime.fromtimestamp(unix_seconds(now), tz=datetime.UTC)
-    inputs = {
-        "user_id": np.array([str(user_id)], object),
-        "history_item_ids": np.array([i for i, _ in events], object).reshape(1, -1),
-        "history_event_types": np.array([e for _, e in events], object).reshape(1, -1),
-        "hour_of_day": np.array([moment.hour], np.int32),
-        "day_of_week": np.array([moment.weekday()], np.int32),
-        "k": np.array([k], np.int32),
-        "exclude_recent": np.array([bool(exclude_recent)]),
+    hour, day = request_schema.time_features([unix_seconds(now)])
+    values: dict[request_schema.RequestInput, Sequence] = {
+        request_schema.USER_ID: [str(user_id)],
+        request_schema.HISTORY_ITEM_IDS: [[i for i, _ in events]],
+        request_schema.HISTORY_EVENT_TYPES: [[e for _, e in events]],
+        request_schema.HOUR_OF_DAY: list(hour),
+        request_schema.DAY_OF_WEEK: list(day),
+        request_schema.K: [k],
+        request_schema.EXCLUDE_RECENT: [bool(exclude_recent)],
     }
     if query_text is not None:
-        inputs["query_text"] = np.array([str(query_text)], object)
-    return inputs
+        values[request_schema.QUERY_TEXT] = [str(query_text)]
+    return {spec.name: spec.column(value) for spec, value in values.items()}
 
 
 def stack(rows: Sequence[dict]) -> dict:
-    """One batch request from one-row requests of `build`; recent events padded with "".
+    """One batch request from the requests of `build`; lists padded with the schema's "".
 
-    Every row must have the same inputs (all with `query_text` or none).
+    Every row must have the same inputs (all with `query_text` or none) and fit the schema
+    (`request_schema.check`); no rows is the schema's empty batch of `recommend`.
     """
     if not rows:
-        return {
-            "user_id": np.zeros([0], object),
-            "history_item_ids": np.zeros([0, 0], object),
-            "history_event_types": np.zeros([0, 0], object),
-            "hour_of_day": np.zeros([0], np.int32),
-            "day_of_week": np.zeros([0], np.int32),
-            "k": np.zeros([0], np.int32),
-            "exclude_recent": np.zeros([0], bool),
-        }
+        return request_schema.empty_batch(request_schema.RECOMMEND)
     names = set(rows[0])
     for i, row in enumerate(rows):
         if set(row) != names:
@@ -104,15 +101,21 @@ def stack(rows: Sequence[dict]) -> dict:
                 f"`rows[{i}]` must have the inputs of `rows[0]` {sorted(names)}, "
                 f"received {sorted(row)}"
             )
-    width = max(row["history_item_ids"].shape[1] for row in rows)
+        try:
+            request_schema.check(
+                row,
+                request_schema.RECOMMEND,
+                with_text=request_schema.QUERY_TEXT.name in row,
+                excluding=request_schema.EXCLUDE_ITEM_IDS.name in row,
+            )
+        except request_schema.RequestError as e:
+            raise request_schema.RequestError(f"`rows[{i}]`: {e}") from None
     out = {}
     for name in rows[0]:
+        spec = request_schema.BY_NAME[name]
         parts = [row[name] for row in rows]
-        if parts[0].ndim == 2:
-            padded = np.full([len(parts), width], "", object)
-            for i, part in enumerate(parts):
-                padded[i, : part.shape[1]] = part[0]
-            out[name] = padded
+        if spec.rank == 2:
+            out[name] = spec.column([list(r) for part in parts for r in part])
         else:
-            out[name] = np.concatenate(parts)
+            out[name] = np.concatenate(parts).astype(spec.numpy_dtype)
     return out

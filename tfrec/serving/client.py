@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from tfrec import request_schema
 from tfrec.serving import rest_json, status, tensors
 from tfrec.serving.service import to_dict
 
@@ -184,9 +185,14 @@ class Client:
     @staticmethod
     def _cast(name: str, value, signature: dict) -> np.ndarray:
         info = signature.get("inputs", {}).get(name)
-        if info is None:
-            return np.asarray(value)  # unknown input: the server names it in its error
-        dtype = _dtype(info["dtype"])
+        if info is not None:
+            dtype = _dtype(info["dtype"])
+        elif name in request_schema.BY_NAME:
+            # Undeclared: the server names it in its error. tfrec's inputs still get the request
+            # schema's dtype, so that error is about the input, not about its values.
+            dtype = tf.dtypes.as_dtype(request_schema.BY_NAME[name].dtype)
+        else:
+            return np.asarray(value)
         array = np.asarray(value)
         if dtype == tf.string:
             strings = tensors.to_string_array(value)
@@ -271,7 +277,7 @@ def _rows(info: dict) -> bool:
 
 
 def _repeat_scalars(arrays: dict, signature: dict) -> dict:
-    # Callers written when `k` and `exclude_recent` were scalars keep working.
+    # Callers written when `k` and `exclude_recent` (request_schema) were scalars keep working.
     declared = signature.get("inputs", {})
     sizes = {a.shape[0] for a in arrays.values() if a.ndim >= 1}
     if len(sizes) != 1:
@@ -286,7 +292,7 @@ def _repeat_scalars(arrays: dict, signature: dict) -> dict:
 
 
 def _trim_to_k(inputs: dict, outputs: dict) -> dict:
-    k = inputs.get("k")
+    k = inputs.get(request_schema.K.name)
     if k is None or k.ndim != 1 or not k.size or k.dtype.kind not in "iu":
         return outputs
     width = max(int(k.max()), 0)

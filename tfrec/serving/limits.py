@@ -10,13 +10,13 @@ from typing import Any, Optional
 import numpy as np
 
 from tfrec import config as config_lib
-from tfrec import errors
+from tfrec import errors, request_schema
 from tfrec.serving import status
 
-# tfrec's request fields that get checks beyond their SignatureDef (see tfrec.features).
-K = "k"
-QUERY_TEXT = "query_text"
-HISTORY_PAIR = ("history_item_ids", "history_event_types")
+# tfrec's request inputs that get checks beyond their SignatureDef (see tfrec.request_schema).
+K = request_schema.K.name
+QUERY_TEXT = request_schema.QUERY_TEXT.name
+HISTORY_PAIR = request_schema.HISTORY_PAIR
 # Deeper JSON than any signature input needs is refused before it is walked recursively.
 MAX_JSON_DEPTH = 32
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrec import request_schema
 from tfrec.serving import limits, status
 
 if TYPE_CHECKING:
@@ -181,13 +182,23 @@ def _convert(
         where = field.format(name)
         if request_limits is not None:
             request_limits.check_shape(where, limits.json_shape(value, where))
-        # Unknown names pass through untyped so check_inputs reports them like gRPC does.
-        dtype = dtypes.get(name, tf.string if _looks_stringy(value) else tf.float32)
+        dtype = dtypes.get(name) or _undeclared_dtype(name, value)
         out[name] = json_to_array(value, dtype, where)
         if request_limits is not None and out[name].dtype.kind == "O":
             longest = max((len(v) for v in out[name].reshape(-1)), default=0)
             request_limits.check_string_bytes(where, longest)
     return out
+
+
+def _undeclared_dtype(name: str, value: Any) -> tf.DType:
+    """The dtype an input the signature does not declare is read with, so that check_inputs
+    reports it as unknown (as over gRPC) rather than this failing on its values: tfrec's request
+    schema's for its inputs (one sent to a model variant without it), else guessed."""
+    stringy = _looks_stringy(value)
+    known = request_schema.BY_NAME.get(name)
+    if known is not None and (known.name in request_schema.STRING_INPUTS) == stringy:
+        return tf.dtypes.as_dtype(known.dtype)
+    return tf.string if stringy else tf.float32
 
 
 def _looks_stringy(value: Any) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfrec import request_schema
 from tfrec.serving import status
 
 
@@ -48,8 +49,31 @@ def _fmt_shape(shape: list | None) -> str:
     return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
 
 
+def _schema_note(name: str, signature_def) -> str:
+    """The request schema's line for an input of a tfrec signature, after "; ", else "".
+
+    A signature is tfrec's when every input it declares is a request-schema input of the
+    schema's dtype and rank; other models' inputs get no note, whatever their names.
+    """
+    for declared, info in signature_def.inputs.items():
+        known = request_schema.BY_NAME.get(declared)
+        shape = shape_of(info)
+        if (
+            known is None
+            or tf.dtypes.as_dtype(info.dtype).name != known.dtype
+            or (shape is not None and len(shape) != known.rank)
+        ):
+            return ""
+    line = request_schema.describe(name)
+    return f"; {line}" if line else ""
+
+
 def check_inputs(signature_name: str, signature_def, inputs: Mapping[str, np.ndarray]) -> None:
     """Raises INVALID_ARGUMENT naming the field when `inputs` do not fit the signature.
+
+    The SignatureDef is the authority (any SavedModel can be served, and an older export may
+    declare other inputs); for tfrec's signatures, built from `tfrec.request_schema`, the
+    message adds the schema's line for the input.
 
     Args:
         signature_name: str. Used in messages.
@@ -62,12 +86,13 @@ def check_inputs(signature_name: str, signature_def, inputs: Mapping[str, np.nda
         raise status.invalid(
             f"`inputs`: missing input `{missing[0]}` of signature `{signature_name}`; expected "
             f"{sorted(expected)}, received {sorted(inputs)}"
+            + _schema_note(missing[0], signature_def)
         )
     extra = sorted(set(inputs) - set(expected))
     if extra:
         raise status.invalid(
             f"`inputs`: unknown input `{extra[0]}` for signature `{signature_name}`; expected "
-            f"{sorted(expected)}, received {sorted(inputs)}"
+            f"{sorted(expected)}, received {sorted(inputs)}" + _schema_note(extra[0], signature_def)
         )
     for name, info in expected.items():
         array = inputs[name]
@@ -76,11 +101,13 @@ def check_inputs(signature_name: str, signature_def, inputs: Mapping[str, np.nda
         if got != want:
             raise status.invalid(
                 f"`inputs.{name}`: expected dtype {want.name}, received {got.name}"
+                + _schema_note(name, signature_def)
             )
         shape = shape_of(info)
         if not _shape_compatible(shape, array.shape):
             raise status.invalid(
-                f"`inputs.{name}`: expected shape {_fmt_shape(shape)}, received {list(array.shape)}"
+                f"`inputs.{name}`: expected shape {_fmt_shape(shape)}, received "
+                f"{list(array.shape)}" + _schema_note(name, signature_def)
             )
 
 
