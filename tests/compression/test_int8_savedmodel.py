@@ -12,48 +12,20 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 from tests.compression import standins
-from tfrec.compression import artifacts, compact_tables, int8_savedmodel, pruning, sizes
+from tfrec.compression import (
+    artifacts,
+    compact_tables,
+    int8_savedmodel,
+    pruning,
+    sizes,
+    weight_quantization,
+)
 
 # Embedding-heavy: a 10k x 256 item table. Per item, float32 stores 4 * DIM bytes and int8
 # DIM + 2 (its float16 scale); the inline StringLookup vocabulary (~10 bytes per id: the
 # string, its int64 index made at load time) is the same in both, the graph smaller in int8
 # (packed weights). Measured: 26.3% here (26.5% with float32 scales, 27.9% before packing).
 NUM_ITEMS, DIM, K = 10_000, 256, 20
-
-
-def test_quantize_tensor_golden():
-    # Row scales: max|row| / 127 = 2/127 and 0.5/127; an all-zero row gets scale 1.
-    x = np.array([[1.0, -2.0], [0.5, 0.25], [0.0, 0.0]], dtype=np.float32)
-    values, scales = int8_savedmodel.quantize_tensor(x, axis=0)
-    assert values.dtype == np.int8 and values.tolist() == [[64, -127], [127, 64], [0, 0]]
-    np.testing.assert_allclose(scales, [2 / 127, 0.5 / 127, 1.0], rtol=1e-6)
-    back = int8_savedmodel.dequantize(values, scales, axis=0).numpy()
-    np.testing.assert_allclose(back, x, atol=np.max(scales[:2]) / 2 + 1e-7)
-    _, column_scales = int8_savedmodel.quantize_tensor(x, axis=-1)
-    np.testing.assert_allclose(column_scales, [1 / 127, 2 / 127], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"`axis` must index dimensions.*\(3, 2\).*received 2"):
-        int8_savedmodel.quantize_tensor(x, axis=2)
-
-
-def test_per_channel_over_several_axes():
-    # An attention projection [in=2, heads=2, dim=2]: one scale per (head, dim) output channel.
-    x = np.arange(1, 9, dtype=np.float32).reshape(2, 2, 2) * np.array([1, -1], np.float32)
-    values, scales = int8_savedmodel.quantize_tensor(x, axis=(1, 2))
-    # Channel (h, d) holds x[0, h, d] and x[1, h, d]; the second has the larger magnitude.
-    np.testing.assert_allclose(scales, np.abs(x[1]) / 127, rtol=1e-6)
-    assert np.abs(values[1]).tolist() == [[127, 127], [127, 127]]
-    back = int8_savedmodel.dequantize(values, scales, axis=(1, 2)).numpy()
-    np.testing.assert_allclose(back, x, atol=np.max(scales) / 2 + 1e-6)
-
-
-def test_channel_axes_follow_the_layer():
-    model = standins.tower()
-    attention = model.get_layer("self_attention")
-    query, output = attention._query_dense, attention._output_dense
-    assert int8_savedmodel.channel_axes(query, "kernel", 3) == (1, 2)  # [in, heads, dim]
-    assert int8_savedmodel.channel_axes(output, "kernel", 3) == (2,)  # [heads, dim, out]
-    assert int8_savedmodel.channel_axes(model.get_layer("hidden"), "kernel", 2) == (1,)
-    assert int8_savedmodel.channel_axes(model.get_layer("item_embedding"), "embeddings", 2) == (0,)
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +112,9 @@ def test_outputs_equal_float32_model_of_dequantized_weights():
         if packed is None or packed.axis is None:  # float32, or not read (BERT's pooler)
             ref.assign(weight)
         else:
-            values, scales = int8_savedmodel.quantize_tensor(weight.numpy(), packed.axis)
-            scales = int8_savedmodel.stored_scales(scales)
-            ref.assign(int8_savedmodel.dequantize(values, scales, packed.axis))
+            values, scales = weight_quantization.quantize_tensor(weight.numpy(), packed.axis)
+            scales = weight_quantization.stored_scales(scales)
+            ref.assign(weight_quantization.dequantize(values, scales, packed.axis))
     baseline = int8_savedmodel.Int8Model(reference, quantize=False)
     features = standins.as_tensors(standins.features(64, num_items=300))
     got = module.signatures()["serving_default"](features)["output"].numpy()
@@ -477,9 +449,9 @@ def test_weights_no_output_reads_are_not_saved(tmp_path, quantize):
 
 
 def test_scales_are_float16_unless_out_of_range():
-    assert int8_savedmodel.stored_scales(np.array([1e-3, 2.0], np.float32)).dtype == np.float16
+    assert weight_quantization.stored_scales(np.array([1e-3, 2.0], np.float32)).dtype == np.float16
     # Below float16's smallest normal (6.1e-5) a scale would lose precision.
-    assert int8_savedmodel.stored_scales(np.array([1e-6, 2.0], np.float32)).dtype == np.float32
+    assert weight_quantization.stored_scales(np.array([1e-6, 2.0], np.float32)).dtype == np.float32
     inputs = tf.keras.Input(shape=(8,), name="x")
     tiny = tf.keras.layers.Dense(16, name="tiny")
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(4, name="big")(tiny(inputs)))

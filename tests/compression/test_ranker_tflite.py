@@ -8,8 +8,7 @@ import tensorflow as tf
 from scipy import stats
 
 from tests.ranking import conftest as ranking
-from tfrec.compression import artifacts, graph, tflite_ops
-from tfrec.compression import ranker as ranker_lib
+from tfrec.compression import artifacts, graph, ranker_data, ranker_tflite, tflite_ops
 from tfrec.ranking import metrics
 
 ROWS = 512
@@ -90,14 +89,14 @@ def _dataset(n: int, seed: int, network) -> tf.data.Dataset:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """`ranker._tflite` on the tiny ranking network: variants found and their callables."""
+    """`ranker_tflite.tflite_variants` on the tiny ranking network: variants found and their callables."""
     tf.keras.utils.set_random_seed(0)
     network = ranking.make_network()
     train, test = _dataset(256, 1, network), _dataset(ROWS, 2, network)
     root = tmp_path_factory.mktemp("ranker")
-    keras_quality = ranker_lib._auc(lambda f: network(f), test, ranking.HEADS)
+    keras_quality = ranker_data.auc(lambda f: network(f), test, ranking.HEADS)
     found = {"ranker_float32": {"notes": [], "quality": keras_quality}}
-    callables = ranker_lib._tflite(
+    callables = ranker_tflite.tflite_variants(
         network,
         train,
         root / "compression",
@@ -121,7 +120,7 @@ def test_float_and_int8_rankers_are_converted_without_lookups_inside(converted):
     assert found["ranker_float32_tflite"]["tflite_mode"] == "float"
     assert found["ranker_int8_tflite"]["tflite_mode"] in ("full_int8", "mixed", "dynamic_range")
     for name in callables:
-        blob = (root / found[name]["path"] / ranker_lib.TFLITE_FILE).read_bytes()
+        blob = (root / found[name]["path"] / ranker_tflite.TFLITE_FILE).read_bytes()
         ops = {op for op, _, _ in tflite_ops.op_dtypes(blob)}
         # No fallback to lookups inside: no hash tables, and only numbers in (the raw ids that
         # `HistoryRepeats` compares arrive as codes: the calibrator mishandles strings).
@@ -137,7 +136,7 @@ def test_float_and_int8_rankers_are_converted_without_lookups_inside(converted):
         assert "not `ranker_int8_tflite`" in found["ranker_int8_tflite_full"]["notes"][1]
         assert "chosen as full-int8" in found["ranker_int8_tflite"]["notes"][1]
     full = "ranker_int8_tflite_full" if "ranker_int8_tflite_full" in found else "ranker_int8_tflite"
-    blob = (root / found[full]["path"] / ranker_lib.TFLITE_FILE).read_bytes()
+    blob = (root / found[full]["path"] / ranker_tflite.TFLITE_FILE).read_bytes()
     tables = [
         d
         for d in tf.lite.Interpreter(model_content=blob).get_tensor_details()

@@ -190,15 +190,19 @@ def test_workdir_without_trained_model_is_refused(tmp_path):
 def test_unsupported_sparsity_is_refused_before_any_work(tmp_path, target):
     # The workdir is empty: the sparsity is checked first.
     with pytest.raises(
-        errors.ConfigError, match=r"`sparsity` must be .* in \(0, 1\).*" + str(target)
+        errors.ConfigError, match=r"`compression.sparsities` must .* in \(0, 1\).*" + str(target)
     ):
         run_lib.compress_workdir(tmp_path, sparsities=[0.5, target])
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert cli.main(["compress", "--workdir", str(tmp_path), "--sparsity", "1.0"]) == 2
-    assert "`sparsity` must be" in capsys.readouterr().err
+    assert "`compression.sparsities` must" in capsys.readouterr().err
     assert cli.main(["compress", "--workdir", str(tmp_path), "--fine-tune-steps", "1"]) == 2
-    assert "`fine_tune_steps` must be an int >= 2, received 1" in capsys.readouterr().err
+    assert (
+        "`compression.fine_tune_steps` must be an int >= 2, received 1" in capsys.readouterr().err
+    )
     assert cli.main(["compress", "--workdir", str(tmp_path), "--qat-steps", "0"]) == 2
-    assert "`qat_steps` must be an int >= 1, received 0" in capsys.readouterr().err
+    assert "`compression.qat_steps` must be an int >= 1, received 0" in capsys.readouterr().err
+    assert cli.main(["compress", "--workdir", str(tmp_path), "--set", "train.epochs=3"]) == 2
+    assert "`train.epochs` cannot change after training" in capsys.readouterr().err

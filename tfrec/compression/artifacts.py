@@ -10,7 +10,7 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfrec.compression import graph, int8_savedmodel, tflite, tflite_ops
+from tfrec.compression import graph, int8_savedmodel, tflite, tflite_ops, weight_quantization
 
 # Top-k of the `retrieve` signature (and of the TFLite scoring step timed with it).
 RETRIEVE_K = 100
@@ -80,7 +80,7 @@ class SavedModelRunner:
         stored = self.module.candidates
         if isinstance(stored, tf.Variable):
             return stored.numpy()
-        return int8_savedmodel.dequantize(stored.values, stored.scales, axis=0).numpy()
+        return weight_quantization.dequantize(stored.values, stored.scales, axis=0).numpy()
 
     def int8_tensors(self) -> dict[str, list[int]]:
         """Shapes of the int8 variables in the SavedModel's checkpoint, by name.
@@ -217,6 +217,8 @@ def save_tflite(
     directory: os.PathLike | str,
     representative_data: Optional[Iterable[Mapping[str, Any]]],
     mode: str,
+    calibration_examples: int = 200,
+    ready: Optional[tuple[tf.keras.Model, Feed]] = None,
 ) -> tuple[str, str]:
     """Query tower as TFLite plus its item index (`.npz`) in `directory`.
 
@@ -233,6 +235,10 @@ def save_tflite(
         representative_data: iterable of raw feature batches (calibration of `full_int8`),
             or None.
         mode: str. One of `tflite.MODES`.
+        calibration_examples: int. Examples of `representative_data` the calibrator reads.
+            Defaults to 200.
+        ready: (model, feed) or None. `tflite_ready(query)`, when the caller has it already
+            (several modes of one tower). Defaults to None: made here.
 
     Returns:
         (directory, achieved mode read back from the flatbuffer).
@@ -241,15 +247,17 @@ def save_tflite(
         raise ValueError(f"`mode` must be one of {tflite.MODES}, received {mode!r}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    query, feed = tflite_ready(query)
+    query, feed = tflite_ready(query) if ready is None else ready
     calibration = None
     if mode == "full_int8" and representative_data is not None:
         calibration = [feed(batch) for batch in representative_data]
-    blob = tflite.to_tflite(query, calibration, mode=mode)
+    blob = tflite.to_tflite(
+        query, calibration, mode=mode, num_calibration_samples=calibration_examples
+    )
     if mode == "float":
         np.savez(out / INDEX_FILE, values=np.asarray(items, np.float32))
     else:
-        values, scales = int8_savedmodel.quantize_tensor(items, axis=0)
+        values, scales = weight_quantization.quantize_tensor(items, axis=0)
         np.savez(out / INDEX_FILE, values=values, scales=scales)
     (out / TFLITE_FILE).write_bytes(blob)
     return str(out), tflite_ops.achieved_mode(blob)

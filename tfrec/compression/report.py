@@ -18,13 +18,14 @@ from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
 from tfrec.models import repeat_prior
 
-# Targets of the compression issue. Sizes are ratios to the float32 artifact of the same format.
-TARGETS = {
-    "int8_size_ratio": 0.30,  # int8 served artifacts (raw bytes) <= 30% of float32
-    "pruned_80_gzip_ratio": 0.35,  # 80%-pruned, gzipped <= 35% of float32 gzipped
-    "max_relative_quality_loss": 0.01,  # int8 and 50%-pruned: Recall@50 and NDCG@10
-    "sparsity_tolerance": 0.01,  # every pruned weight within this of its target after strip
-}
+# The settings of `config.CompressionConfig` that are targets the report checks. Sizes are
+# ratios to the float32 artifact of the same format.
+TARGET_SETTINGS = (
+    "int8_size_ratio",  # int8 served artifacts (raw bytes)
+    "pruned_80_gzip_ratio",  # 80%-pruned, gzipped, against float32 gzipped
+    "max_relative_quality_loss",  # int8 and 50%-pruned: Recall@50 and NDCG@10 (ranker: AUC)
+    "sparsity_tolerance",  # every pruned weight within this of its target after strip
+)
 INT8_VARIANTS = (
     "int8_savedmodel",
     "int8_tflite",
@@ -199,15 +200,29 @@ def _relative_changes(quality: dict[str, Any], base: dict[str, Any]) -> dict[str
     }
 
 
-def check_targets(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def targets(settings: config_lib.CompressionConfig) -> dict[str, float]:
+    """The targets among `settings` (`TARGET_SETTINGS`), by name: the report's `targets_spec`."""
+    return {name: getattr(settings, name) for name in TARGET_SETTINGS}
+
+
+def check_targets(
+    variants: dict[str, dict[str, Any]],
+    settings: config_lib.CompressionConfig = config_lib.CompressionConfig(),
+) -> list[dict[str, Any]]:
     """Each target with its measured value and whether it was met (missing variants: None).
 
-    Besides the issue's targets, rows marked "(part)" measure the same target on the part of
+    The limits are `settings`' (`TARGET_SETTINGS`); the defaults are the project's targets.
+
+    Besides the targets, rows marked "(part)" measure the same target on the part of
     the artifact compression can shrink: the numeric weights and index of an int8 SavedModel
     (not its graph and string tables), the tower weights of a pruned one (not its dense item
     index); and "pruned weights reach the target" checks sparsity per weight after strip.
     """
     out: list[dict[str, Any]] = []
+    limits = targets(settings)
+    int8_size = f"size <= {_percent(limits['int8_size_ratio'])} of float32 (raw)"
+    gzip_size = f"gzipped size <= {_percent(limits['pruned_80_gzip_ratio'])} of float32 gzipped"
+    loss = f"<= {_percent(limits['max_relative_quality_loss'])}"
 
     def add(
         target: str,
@@ -226,25 +241,25 @@ def check_targets(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if name not in variants and name not in ("int8_savedmodel", "int8_tflite"):
             continue
         size = variants.get(name, {}).get("size", {})
-        add("size <= 30% of float32 (raw)", name, size.get("raw_ratio"), TARGETS["int8_size_ratio"])
+        add(int8_size, name, size.get("raw_ratio"), limits["int8_size_ratio"])
         if size.get("numeric_raw_ratio") is not None:
             add(
-                "size <= 30% of float32 (raw), numeric weights and index only (part)",
+                f"{int8_size}, numeric weights and index only (part)",
                 name,
                 size["numeric_raw_ratio"],
-                TARGETS["int8_size_ratio"],
+                limits["int8_size_ratio"],
             )
     size = variants.get("pruned_80", {}).get("size", {})
-    limit = TARGETS["pruned_80_gzip_ratio"]
-    add("gzipped size <= 35% of float32 gzipped", "pruned_80", size.get("gzip_ratio"), limit)
+    limit = limits["pruned_80_gzip_ratio"]
+    add(gzip_size, "pruned_80", size.get("gzip_ratio"), limit)
     if size.get("weights_gzip_ratio") is not None:
         add(
-            "gzipped size <= 35% of float32 gzipped, tower weights only (part)",
+            f"{gzip_size}, tower weights only (part)",
             "pruned_80",
             size["weights_gzip_ratio"],
             limit,
         )
-    tolerance = TARGETS["sparsity_tolerance"]
+    tolerance = limits["sparsity_tolerance"]
     for name, variant in variants.items():
         sparsity = variant.get("sparsity", {})
         per_weight, target = sparsity.get("per_weight") or {}, sparsity.get("target")
@@ -257,30 +272,35 @@ def check_targets(variants: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 None,
                 met=lowest >= target - tolerance,
             )
-    limit = TARGETS["max_relative_quality_loss"]
+    limit = limits["max_relative_quality_loss"]
     for name in ("int8_savedmodel", "int8_tflite", "int8_tflite_full", "pruned_50"):
         if name == "int8_tflite_full" and name not in variants:
             continue
         change = variants.get(name, {}).get("quality_relative_change", {})
         for metric in QUALITY_METRICS:
             value = change.get(metric)
-            loss = None if value is None else -value
-            add(f"relative loss of {metric} <= 1% (towers' own scores)", name, loss, limit)
+            lost = None if value is None else -value
+            add(f"relative loss of {metric} {loss} (towers' own scores)", name, lost, limit)
         for metric, value in change.get("served", {}).items():
             if metric in QUALITY_METRICS:
                 add(
-                    f"relative loss of {metric} <= 1% (served score: towers + repeat prior)",
+                    f"relative loss of {metric} {loss} (served score: towers + repeat prior)",
                     name,
                     None if value is None else -value,
                     limit,
                 )
-    # The ranker's quality is its AUC; the issue's 1% applies to its int8 and 50% variants too.
+    # The ranker's quality is its AUC; the quality target applies to its int8 and 50% variants.
     for name in ("ranker_int8_savedmodel", "ranker_int8_tflite", "ranker_pruned_50"):
         if not any(n.startswith("ranker") for n in variants):
             break
         value = variants.get(name, {}).get("quality_relative_change", {}).get("auc")
-        add("relative loss of auc <= 1%", name, None if value is None else -value, limit)
+        add(f"relative loss of auc {loss}", name, None if value is None else -value, limit)
     return out
+
+
+def _percent(share: float) -> str:
+    """0.3 -> "30%", 0.005 -> "0.5%": as short as the setting."""
+    return f"{share * 100:g}%"
 
 
 def write(report: dict[str, Any], directory: os.PathLike | str) -> tuple[Path, Path]:

@@ -117,8 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError:  # compression is optional for the demo
         compression_run = None
     if compression_run is not None:
-        # Half the default fine-tuning keeps the demo short; `tfrec compress` uses the default.
-        compression_run.compress_workdir(args.workdir, fine_tune_steps=200, prepared=prepared)
+        # How much it fine-tunes and times is the config's `compression` section.
+        compression_run.compress_workdir(args.workdir, prepared=prepared)
         steps["compress"] = time.perf_counter() - mark
     mark = time.perf_counter()
     export_dir = Path(args.export_dir) / cfg.name
