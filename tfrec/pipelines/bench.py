@@ -106,7 +106,8 @@ def bench_serving(output: str) -> dict[str, Any]:
     """`tfrec bench serving` with its defaults: writes serving.json and serving.md to `output`.
 
     Trains the `make demo` model (configs/demo.yaml, one epoch per stage: latency does not
-    depend on quality) into `<output>/serving-workdir` on first use (reused after).
+    depend on quality) into `<output>/serving-workdir` on first use (reused after), and
+    measures what that config's `bench:` section says.
     """
     from tfrec.pipelines import bench_serving as bench
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-# The targets: p99 of single requests over gRPC (one client, batching off).
+# The serving targets: p99 of single requests over gRPC (one client, batching off).
 TARGET_ITEMS = 100_000
 TARGETS_P99_MS = {"retrieve": 10.0, "recommend": 20.0}
 
@@ -178,6 +178,8 @@ def to_markdown(results: dict) -> str:
         f"(throughput), split into {s['rounds']} rounds interleaved with the other cells of the "
         f"same server. One user per request, k = {s['k']}. Total run time "
         f"{results.get('seconds_total', 0) / 60:.1f} min.",
+        "Settings: the config's `bench:` section (serving.json holds the whole config under "
+        "`config`); `--items`, `--seconds` and `--set bench.KEY=VALUE` override it.",
         "",
         "## Targets (100,000 items, single requests over gRPC, batching off)",
         "",

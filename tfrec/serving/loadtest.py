@@ -119,7 +119,7 @@ def run(
     latencies: list[float] = []
     errors: dict[str, int] = {}
 
-    def worker():
+    def worker() -> None:
         while time.monotonic() < deadline:
             with lock:
                 index = next(counter, None)
@@ -165,7 +165,7 @@ def run(
     )
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default="127.0.0.1:8500")
     parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")

@@ -1,0 +1,95 @@
+"""The serving bench's report: ratios, growth, targets and markdown on known numbers."""
+
+import json
+
+import pytest
+
+from tfrec.serving import bench_report
+
+
+def _cell(items, model, signature, protocol, batching, p50, rps=100.0):
+    phase = {"requests": 10, "failures": 0, "p50_ms": p50, "p95_ms": p50 * 1.5}
+    phase.update(p99_ms=p50 * 2, throughput_rps=rps)
+    return {
+        "items": items,
+        "model": model,
+        "signature": signature,
+        "protocol": protocol,
+        "batching": batching,
+        "index": bench_report.INDEX[model],
+        "batchable": model != "tfrec",
+        "single": phase,
+        "concurrent": dict(phase, clients=4),
+        "errors": [],
+    }
+
+
+def test_ratios_growth_targets_and_markdown_on_known_numbers():
+    # p50 doubles per 10x items: exponent log10(2) = 0.30.
+    cells = [
+        _cell(n, "tfrec", "retrieve", "grpc", False, p) for n, p in ((10**4, 2.0), (10**5, 4.0))
+    ]
+    cells += [_cell(10**5, "tfrec", "retrieve", "rest", True, 6.0, rps=50.0)]
+    cells += [_cell(10**5, "tfrec", "recommend", "grpc", False, 15.0)]
+    cells += [
+        _cell(10**5, m, "retrieve", "grpc", False, p)
+        for m, p in (("tfrec_f32", 3.0), ("tfrec_int8", 3.6))
+    ]
+    results = {
+        "settings": {
+            "workdir": "w",
+            "seconds_per_phase": 1.0,
+            "rounds": 3,
+            "warmup_requests": 20,
+            "concurrent_clients": 4,
+            "k": 10,
+            "server_env": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        },
+        "model": {"embedding_dim": 16, "max_history": 5, "retrieve_n": 30},
+        "machine": {"cpus": 2, "load_average_before": [1.0], "load_average_after": [1.5]},
+        "exports": [
+            {
+                "items": 10**5,
+                "seconds": 3.0,
+                "size_mb": {"tfrec": 9, "tfrec_f32": 8, "tfrec_int8": 4},
+            }
+        ],
+        "cells": cells,
+        "skipped": ["1,000,000 items: REST and batching on not measured"],
+        "notes": [],
+    }
+    bench_report.add_ratios(results)
+    assert cells[1]["vs_baseline"]["p50"] == 2.0
+    assert cells[2]["vs_baseline"]["concurrent_throughput"] == 0.5
+    assert "vs_baseline" not in cells[3]  # no recommend cell at the smallest catalog
+    growth = {(g["model"], g["signature"]): g for g in results["growth"]}
+    assert growth["tfrec", "retrieve"]["p50_exponent"] == pytest.approx(0.30, abs=0.005)
+    assert growth["tfrec", "retrieve"]["p50_vs_smallest"] == [1.0, 2.0]
+    assert results["int8_vs_float32"] == [
+        {"items": 10**5, "p50": 1.2, "p99": 1.2, "concurrent_throughput": 1.0, "size": 0.5}
+    ]
+    targets = {t["signature"]: t for t in results["targets"]}
+    assert targets["retrieve"]["measured_p99_ms"] == 8.0 and targets["retrieve"]["met"] is True
+    assert targets["recommend"]["measured_p99_ms"] == 30.0 and targets["recommend"]["met"] is False
+    md = bench_report.to_markdown(results)
+    assert (
+        "- `retrieve` p99 < 10 ms, single requests over gRPC: **met** (measured p99 8.00 ms)" in md
+    )
+    assert "- `recommend` p99 < 20 ms, single requests over gRPC: **NOT met**" in md
+    assert (
+        "| 100,000 | tfrec | float32 | retrieve | rest | on (runs alone) | 6.00 | 9.00 | 12.00 |"
+        in md
+    )
+    assert "| tfrec | retrieve | 2.00 / 4.00 (x1.00) | 4.00 / 8.00 (x2.00) | 0.30 |" in md
+    assert "| 100,000 | 1.20 | 1.20 | 1.00 | 0.50 |" in md
+    assert "- 1,000,000 items: REST and batching on not measured" in md
+    assert "TF_ENABLE_ONEDNN_OPTS=0" in md
+    assert "Settings: the config's `bench:` section" in md
+    assert "Model: the trained run `w` given as `--workdir` (embedding dim 16, max history 5" in md
+    json.dumps(results, allow_nan=False)  # strict JSON
+    results["settings"].update(
+        config="configs/demo.yaml", train_overrides=["train.epochs=1", "eval.baselines=[]"]
+    )
+    md = bench_report.to_markdown(results)
+    assert "Model: `configs/demo.yaml` trained by the bench into `w` with the overrides " in md
+    assert "`tfrec train --config configs/demo.yaml --set train.epochs=1 --set eval." in md
