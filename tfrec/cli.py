@@ -1,8 +1,13 @@
-"""The `tfrec` command line: thin, it parses, resolves the config and calls the library."""
+"""The `tfrec` command line: thin, it parses, resolves the config and calls the library.
+
+Just over 400 lines: one argparse tree for every command, so `--help`, `--json`, `--verbose`
+and exit codes behave the same everywhere; each command body only calls one pipeline.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -152,15 +157,16 @@ def _add_export_commands(sub) -> None:
 def cmd_compress(args) -> int:
     from tfrec.pipelines import compress as run
 
+    # The flags are shorthands of `--set compression.*`: both change the trained config's
+    # `compression` section for this run, the flags last.
     result = run.compress_workdir(
         args.workdir,
-        sparsities=args.sparsity or run.DEFAULT_SPARSITIES,
-        fine_tune_steps=run.DEFAULT_FINE_TUNE_STEPS
-        if args.fine_tune_steps is None
-        else args.fine_tune_steps,
+        sparsities=args.sparsity or None,
+        fine_tune_steps=args.fine_tune_steps,
         qat_steps=args.qat_steps,
         latency_calls=args.latency_calls,
-        batch_size=args.batch_size,
+        latency_batch_size=args.batch_size,
+        overrides=args.set,
     )
     print(f"wrote {result['workdir']}/compression/report.md and report.json")
     for t in result["targets"]:
@@ -176,6 +182,8 @@ def cmd_bench_serving(args) -> int:
 
 
 def _add_bench_commands(sub) -> None:
+    # The flags and `--set` override the config's `bench:` section; the help shows its defaults.
+    defaults = config_lib.BenchConfig()
     bench = sub.add_parser("bench", help="speed benchmarks, written as JSON and markdown")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     serving = bench_sub.add_parser(
@@ -190,19 +198,124 @@ def _add_bench_commands(sub) -> None:
     serving.add_argument(
         "--config",
         help="without --workdir, the config the bench trains, with one epoch per stage "
-        "(default configs/demo.yaml, the `make demo` model; configs/tiny.yaml for a quick run)",
+        "(default configs/demo.yaml, the `make demo` model; configs/tiny.yaml for a quick run); "
+        "its `bench:` section sets what is measured",
     )
     serving.add_argument(
         "--items",
-        help="comma-separated synthetic catalog sizes (default 10000,100000,1000000)",
+        help="comma-separated synthetic catalog sizes (default: the config's bench.items, "
+        f"built in {','.join(str(n) for n in defaults.items)})",
     )
     serving.add_argument(
-        "--seconds", help="seconds per timed phase of each cell (default 6; two phases per cell)"
+        "--seconds",
+        help="seconds per timed phase of each cell, two phases per cell (default: the "
+        f"config's bench.seconds, built in {defaults.seconds:g})",
     )
     serving.add_argument(
-        "--output", default="bench-results", help="folder for serving.json and serving.md"
+        "--set",
+        action="append",
+        default=[],
+        metavar="bench.KEY=VALUE",
+        help="override a bench setting, e.g. --set bench.concurrency=8 (repeatable; keys: "
+        f"{', '.join(f.name for f in dataclasses.fields(defaults))})",
+    )
+    serving.add_argument(
+        "--output",
+        default="bench-results",
+        help="folder for serving.json (results and the config used) and serving.md",
     )
     serving.set_defaults(func=cmd_bench_serving)
+
+
+def cmd_results(args) -> int:
+    from tfrec.pipelines import results as run
+
+    run.run_results(
+        configs=args.config or run.DEFAULT_CONFIGS,
+        runs=args.runs,
+        output=args.output,
+        readme=args.readme,
+        skip_train=args.skip_train,
+        skip_evaluate=args.skip_evaluate,
+        overrides=args.set,
+    )
+    return 0
+
+
+def _add_results_command(sub) -> None:
+    res = sub.add_parser(
+        "results",
+        help="train (resuming) and evaluate every config, then write the results tables "
+        "(results/RESULTS.md, results/results.json and, with --readme, its results block)",
+    )
+    res.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="config file, repeatable (default: demo, online_retail, amazon_instruments and "
+        "movielens under configs/; one whose data file is missing is skipped)",
+    )
+    res.add_argument("--runs", default="runs", help="folder of the run folders <runs>/<name>")
+    res.add_argument("--output", default="results", help="folder for RESULTS.md, results.json")
+    res.add_argument(
+        "--readme",
+        help="Markdown file whose text between `<!-- results:begin -->` and "
+        "`<!-- results:end -->` is replaced",
+    )
+    res.add_argument("--skip-train", action="store_true", help="evaluate the runs as they are")
+    res.add_argument(
+        "--skip-evaluate",
+        action="store_true",
+        help="render the metrics.json already in each run (nothing is trained either)",
+    )
+    res.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[STEM:]KEY=VALUE",
+        help="override a config field for every config, or for one config named by its file "
+        "name without .yaml, e.g. --set movielens:data.path=data/ml-1m (repeatable)",
+    )
+    res.set_defaults(func=cmd_results)
+
+
+def cmd_experiment(args) -> int:
+    from tfrec.pipelines import experiment as run
+
+    if args.experiment_command == "run":
+        run.run(args.file, output=args.output, jobs=args.jobs)
+    else:
+        run.report(args.file, output=args.output)
+    return 0
+
+
+def _add_experiment_commands(sub) -> None:
+    exp = sub.add_parser(
+        "experiment",
+        help="variants of a config over several seeds, compared in one HTML report "
+        "(examples: configs/experiments/)",
+    )
+    exp_sub = exp.add_subparsers(dest="experiment_command", required=True)
+    run = exp_sub.add_parser(
+        "run",
+        help="train and evaluate every variant and seed (resumed; finished runs are kept), "
+        "export and time each variant, write <output>/report.html",
+    )
+    report = exp_sub.add_parser("report", help="write <output>/report.html from the runs")
+    for p in (run, report):
+        p.add_argument("file", help="experiment YAML file")
+        p.add_argument(
+            "--output",
+            help="folder of the runs and the report (default: the file's `output`, "
+            "else runs/experiments/<name>)",
+        )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        help="runs in parallel, each in its own process (default: one per two CPU cores)",
+    )
+    for p in (run, report):
+        p.set_defaults(func=cmd_experiment)
 
 
 def cmd_text_fetch_default(args) -> int:
@@ -261,7 +374,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect or generate datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     stats = data_sub.add_parser("stats", help="counts, drops, split sizes and cold-start counts")
-    stats.add_argument("--dataset", choices=["synthetic", "online-retail", "movielens", "csv"])
+    stats.add_argument(
+        "--dataset", choices=["synthetic", "online-retail", "movielens", "amazon-reviews", "csv"]
+    )
     stats.add_argument("--path", help="file or folder of the source data")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.add_argument(
@@ -309,32 +424,43 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         type=float,
         action="append",
         default=[],
-        help="pruning target in (0, 1), repeatable (default: 0.5 and 0.8)",
+        help="pruning target in (0, 1), repeatable (compression.sparsities; default 0.5 and 0.8)",
     )
     comp.add_argument(
         "--fine-tune-steps",
         type=int,
-        default=None,
-        help="distillation fine-tuning steps per pruned variant (default 400)",
+        help="distillation fine-tuning steps per pruned variant (compression.fine_tune_steps; "
+        "default 400)",
     )
     comp.add_argument(
         "--qat-steps",
         type=int,
-        default=None,
-        help="fine-tuning steps of the QAT variants (default: --fine-tune-steps)",
+        help="fine-tuning steps of the QAT variants (compression.qat_steps; default: "
+        "--fine-tune-steps)",
     )
     comp.add_argument(
         "--latency-calls",
         type=int,
-        default=100,
-        help="timed calls per variant and batch size (default 100)",
+        help="timed calls per variant and batch size (compression.latency_calls; default 100)",
     )
     comp.add_argument(
-        "--batch-size", type=int, default=64, help="requests per batched latency call (default 64)"
+        "--batch-size",
+        type=int,
+        help="requests per batched latency call (compression.latency_batch_size; default 64)",
+    )
+    comp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="compression.KEY=VALUE",
+        help="change a compression setting, e.g. --set compression.latency_calls=20 "
+        "(repeatable; the flags above win)",
     )
     comp.set_defaults(func=cmd_compress)
     _add_bench_commands(sub)
+    _add_results_command(sub)
     _add_text_commands(sub)
+    _add_experiment_commands(sub)
     serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
     if argv and argv[0] == "serve":
         # The server imports TensorFlow (seconds): only when it is the command being run.

@@ -1,4 +1,9 @@
-"""Typed, frozen run configuration: YAML files plus dotted `--set key=value` overrides."""
+"""Typed, frozen run configuration: YAML files plus dotted `--set key=value` overrides.
+
+Over 400 lines on purpose: every setting of every command (data, model, training, evaluation,
+ranking, serving, compression, bench) is one typed tree, read, merged and checked here, so that
+no other module parses configuration and a bad value fails before any work starts.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,7 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "synthetic"  # synthetic | online-retail | movielens | csv
+    dataset: str = "synthetic"  # synthetic | online-retail | movielens | amazon-reviews | csv
     path: Optional[str] = None  # file or folder of the source data
     synthetic: SyntheticConfig = SyntheticConfig()
     csv: CsvConfig = CsvConfig()
@@ -144,6 +149,9 @@ class EvalConfig:
     # Baseline -> {parameter: [values]} replacing grids searched on validation; defaults and
     # names in tfrec/evaluation/baselines/tuning.py (DEFAULT_GRIDS).
     baseline_grids: dict = dataclasses.field(default_factory=dict)
+    # Fit each tuned baseline again on the training + validation windows before it scores the
+    # test queries: tfrec's ranker, repeat prior and blend learn on the validation window.
+    refit_baselines: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +203,64 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CompressionConfig:
+    """`tfrec compress`: the variants it makes, how they fine-tune and how they are measured.
+
+    Read from the trained model's config; the command's flags and `--set compression.*`
+    change it for one run. It never changes the trained model.
+    """
+
+    # Pruning targets (shares of zeroed weights, each in (0, 1)); the smallest also gets a
+    # pruning-preserving QAT variant and an int8 SavedModel.
+    sparsities: tuple = (0.5, 0.8)
+    # Distillation steps per pruned variant (>= 2): on UCI, 400 kept 50%-pruned towers within
+    # 1% of float32 on both scores (200 left the towers' own NDCG@10 1.2% down, 100 2%).
+    fine_tune_steps: int = 400
+    qat_steps: Optional[int] = None  # per QAT variant (>= 1); None: `fine_tune_steps`
+    latency_calls: int = 100  # timed calls per variant and request size
+    latency_batch_size: int = 64  # rows of the batched latency request
+    # Training examples calibrating the activation ranges of full-integer TFLite models.
+    tower_calibration_examples: int = 200
+    ranker_calibration_examples: int = 512
+    # Targets the report checks (ratios to the float32 variant of the same format); a
+    # full-integer ranker flatbuffer is chosen only within the first two.
+    max_relative_quality_loss: float = 0.01  # int8 and least-pruned variants' quality
+    int8_size_ratio: float = 0.30  # int8 artifacts' raw bytes
+    pruned_80_gzip_ratio: float = 0.35  # the 80%-pruned variant, gzipped
+    sparsity_tolerance: float = 0.01  # every pruned weight within this of its target
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """`tfrec bench serving`: catalog sizes, time per measurement, load and grid limits.
+
+    The bench exports the model over a synthetic catalog of each size and measures every cell
+    (catalog, served model, signature, protocol, batching) against `tfrec serve`. These settings
+    shape the measurement only, never the model.
+    """
+
+    # The load generator's bounds (tfrec.serving.loadtest), checked here so a bad value fails
+    # before the bench trains or exports anything.
+    MAX_SECONDS: typing.ClassVar[float] = 300.0
+    MAX_CONCURRENCY: typing.ClassVar[int] = 64
+
+    items: tuple = (10_000, 100_000, 1_000_000)  # synthetic catalog sizes, each >= `k`
+    seconds: float = 6.0  # per timed phase of a cell: one client, then `concurrency` clients
+    # Each phase is split into interleaved rounds, so that load from other jobs on the
+    # machine spreads over all cells of a server instead of hitting a few.
+    rounds: int = 3
+    concurrency: int = 4  # clients of the throughput phase
+    warmup_requests: int = 20  # untimed requests per cell before its first round
+    k: int = 10  # items each request asks for
+    request_pool: int = 64  # distinct synthetic requests, sent in turn
+    # Larger catalogs are measured over gRPC with batching off only. With the defaults every
+    # catalog gets the full grid: 36 cells, about 9-11 min on 2 CPU cores (each cell is
+    # time-bounded; the 1M exports and server starts add about a minute).
+    full_grid_max_items: int = 1_000_000
+    seed: int = 0  # of the synthetic catalogs and requests
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -206,6 +272,8 @@ class Config:
     ranking: RankingConfig = RankingConfig()
     recommend: RecommendConfig = RecommendConfig()
     serving: ServingConfig = ServingConfig()
+    bench: BenchConfig = BenchConfig()
+    compression: CompressionConfig = CompressionConfig()
 
 
 def _strip_optional(tp):
@@ -351,7 +419,10 @@ def load(path: Optional[str] = None, overrides: typing.Sequence[str] = ()) -> Co
 def check(config: Config) -> None:
     """Value checks that a type cannot express."""
     choices = {
-        "data.dataset": (config.data.dataset, ("synthetic", "online-retail", "movielens", "csv")),
+        "data.dataset": (
+            config.data.dataset,
+            ("synthetic", "online-retail", "movielens", "amazon-reviews", "csv"),
+        ),
         "model.history_encoder": (config.model.history_encoder, ("pooling", "attention", "gru")),
         "train.precision": (
             config.train.precision,
@@ -373,6 +444,36 @@ def check(config: Config) -> None:
         value = getattr(config.serving, field.name)
         if not value > 0:
             raise errors.ConfigError(f"`serving.{field.name}` must be > 0, received {value!r}")
+    bench = config.bench
+    if not 1 <= bench.k <= config.serving.max_k:
+        raise errors.ConfigError(
+            f"`bench.k` must be in [1, `serving.max_k` = {config.serving.max_k}], "
+            f"received {bench.k!r}"
+        )
+    if not bench.items or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= bench.k for n in bench.items
+    ):
+        raise errors.ConfigError(
+            "`bench.items` must be a non-empty list of catalog sizes, each an int >= `bench.k` "
+            f"({bench.k}), received {list(bench.items)!r}"
+        )
+    if not 0 < bench.seconds <= BenchConfig.MAX_SECONDS:
+        raise errors.ConfigError(
+            f"`bench.seconds` must be in (0, {BenchConfig.MAX_SECONDS:g}], "
+            f"received {bench.seconds!r}"
+        )
+    bench_bounds = {  # field: (lowest, highest or None)
+        "concurrency": (1, BenchConfig.MAX_CONCURRENCY),
+        "rounds": (1, None),
+        "warmup_requests": (0, None),
+        "request_pool": (1, None),
+        "full_grid_max_items": (0, None),
+    }
+    for name, (low, high) in bench_bounds.items():
+        value = getattr(bench, name)
+        if value < low or (high is not None and value > high):
+            expected = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise errors.ConfigError(f"`bench.{name}` must be {expected}, received {value!r}")
     if config.data.max_history < 1:
         raise errors.ConfigError(
             f"`data.max_history` must be >= 1, received {config.data.max_history}"
@@ -395,6 +496,41 @@ def check(config: Config) -> None:
             "`model.text_encoder.trainable_layers` must be an int >= 1 in mode 'finetune', "
             f"received {text.trainable_layers!r}"
         )
+    compression = config.compression
+    sparsities = compression.sparsities
+    if not sparsities or not all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 1 for s in sparsities
+    ):
+        raise errors.ConfigError(
+            "`compression.sparsities` must list at least one share of zeroed weights, each in "
+            f"(0, 1), e.g. [0.5, 0.8], received {list(sparsities)!r}"
+        )
+    # Pruning schedules need a step after their end: at least 2 fine-tuning steps.
+    smallest = {
+        "fine_tune_steps": 2,
+        "qat_steps": 1,
+        "latency_calls": 1,
+        "latency_batch_size": 1,
+        "tower_calibration_examples": 1,
+        "ranker_calibration_examples": 1,
+    }
+    for name, low in smallest.items():
+        value = getattr(compression, name)
+        if value is None and name == "qat_steps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise errors.ConfigError(
+                f"`compression.{name}` must be an int >= {low}, received {value!r}"
+            )
+    for name in (
+        "max_relative_quality_loss",
+        "int8_size_ratio",
+        "pruned_80_gzip_ratio",
+        "sparsity_tolerance",
+    ):
+        value = getattr(compression, name)
+        if not 0 <= value <= 1:
+            raise errors.ConfigError(f"`compression.{name}` must be in [0, 1], received {value!r}")
 
 
 def dump(config: Config) -> str:
