@@ -20,8 +20,18 @@ def _embed(model: tf.keras.Model, ds: tf.data.Dataset) -> np.ndarray:
 def item_embeddings(
     candidate_model: tf.keras.Model, table: vocab.ItemTable, batch_size: int = 4096
 ) -> np.ndarray:
-    """[num_items, dim] embeddings of the whole catalog, in catalog order."""
-    return _embed(candidate_model, pipeline.candidate_dataset(table, batch_size))
+    """[num_items, dim] embeddings of the whole catalog, in catalog order.
+
+    An item the tower knows nothing about (`ItemTable.informed` false: an id it never trained
+    on, no text, no known category, no price) gets the zero vector, so it scores 0 against
+    every query: no evidence for or against it. Left to the tower, all such items would share
+    one vector that training never shaped, which can put every one of them at the top of every
+    list.
+    """
+    vectors = _embed(candidate_model, pipeline.candidate_dataset(table, batch_size))
+    if table.informed is not None and len(vectors):
+        vectors[~table.informed] = 0.0
+    return vectors
 
 
 def query_embeddings(

@@ -173,3 +173,19 @@ def test_missing_default_preset_names_the_fetch_command(train, monkeypatch, tmp_
     monkeypatch.setenv("TFREC_CACHE", str(tmp_path))
     with pytest.raises(errors.ConfigError, match="`tfrec text fetch-default`"):
         vocab.build_feature_spec(train, catalog(), data_config(), pretrained_config("default"))
+
+
+def test_informed_marks_items_the_tower_can_read(spec):
+    items = catalog().head(3).copy()
+    items["item_id"] = ["b", "new-with-text", "new-blank"]  # b: trained on
+    items["title"] = ["", "a lamp", ""]
+    items["description"] = ""
+    items["category"] = ""
+    items["price"] = np.nan
+    table = vocab.build_item_table(items, spec)
+    assert table.informed.tolist() == [True, True, False]
+    items.loc[2, "price"] = 9.5  # a price is something to read
+    assert vocab.build_item_table(items, spec).informed.tolist() == [True, True, True]
+    items.loc[2, "price"] = np.nan
+    items.loc[2, "category"] = "home"  # no training category, but the text tower reads it
+    assert vocab.build_item_table(items, spec).informed.tolist() == [True, True, True]

@@ -56,7 +56,8 @@ def test_saved_model_round_trip_gives_equal_outputs(tiny_network, tmp_path):
     tensors = {k: tf.constant(v) for k, v in batch.items()}
     for out in (loaded(batch), raw(tensors, training=False)):
         for head in conftest.HEADS:
-            np.testing.assert_allclose(out[head], expected[head], rtol=1e-6)
+            # A traced graph may fuse ops in another order than eager mode: float32 rounding.
+            np.testing.assert_allclose(out[head], expected[head], rtol=1e-5, atol=1e-7)
 
 
 def test_low_rank_cross_and_no_categories():

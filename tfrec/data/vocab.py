@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -132,10 +133,13 @@ class ItemTable:
             ITEM_ID [n] object, ITEM_TOKEN_IDS [n, text_length] int32, ITEM_CATEGORY [n]
             object, ITEM_PRICE [n] float32.
         titles: np.ndarray [n] object. Item titles, the source of synthetic search queries.
+        informed: np.ndarray [n] bool or None. Whether the item tower has anything to read for
+            the item: an id it trained on, text, a known category or a price. None: every item.
     """
 
     features: dict
     titles: np.ndarray
+    informed: Optional[np.ndarray] = None
 
     def __post_init__(self):
         self._index = pd.Index(self.features[features.ITEM_ID])
@@ -195,4 +199,13 @@ def build_item_table(items: pd.DataFrame, spec: features.FeatureSpec) -> ItemTab
         features.ITEM_PRICE: np.nan_to_num(price, nan=0.0).astype(np.float32),
     }
     titles = items["title"].fillna("").astype(str).to_numpy(dtype=object)
-    return ItemTable(features=table, titles=titles)
+    informed = (
+        np.isin(ids, np.asarray(spec.items, dtype=object))
+        | table[features.ITEM_TOKEN_IDS].any(axis=1)
+        | (
+            np.isin(table[features.ITEM_CATEGORY], np.asarray(spec.categories, dtype=object))
+            & (table[features.ITEM_CATEGORY] != "")
+        )
+        | ~np.isnan(items["price"].to_numpy(dtype=np.float64))
+    )
+    return ItemTable(features=table, titles=titles, informed=informed)
