@@ -47,6 +47,9 @@ def _train(workdir, *overrides):
     return json.loads(line[len("RESULT ") :])
 
 
+# Slow lane: a fresh TensorFlow process per run. The default suite trains under both mixed
+# policies in process (tests/models/test_retrieval.py) and under float16 here.
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     summary = _train(tmp_path / "run", "train.distribution=mirrored")
     assert summary["replicas"] == 2
@@ -55,7 +58,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert (tmp_path / "run" / "best").is_dir()
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy", ["mixed_float16", pytest.param("mixed_bfloat16", marks=pytest.mark.slow)]
+)
 def test_forced_mixed_precision_trains_on_cpu(tmp_path, policy):
     summary = _train(tmp_path / "run", f"train.precision={policy}", "train.distribution=none")
     assert summary["precision"] == policy

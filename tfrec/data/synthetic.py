@@ -1,4 +1,8 @@
-"""The embedded synthetic shop: attribute-driven catalog text and users whose choices follow it."""
+"""The embedded synthetic shop: attribute-driven catalog text and users whose choices follow it.
+
+Just over 400 lines: the catalog, the users and the event simulation share one world (the
+attribute vocabularies and the seeded generator) and are tested as one generator.
+"""
 
 from __future__ import annotations
 
