@@ -42,6 +42,8 @@ def evaluated(tiny_run, tmp_path_factory):
         output=root / "results",
         readme=readme,
         skip_train=True,
+        # An existing path: the run, not the data, is what is missing.
+        overrides=[f"movielens:data.path={root}"],
     )
     return root, out
 
@@ -87,13 +89,15 @@ def test_the_readme_block_is_replaced_and_the_rest_kept(evaluated):
     assert stat.S_IMODE((root / "README.md").stat().st_mode) == 0o644
 
 
-def test_missing_data_skips_the_config_before_training(tmp_path, capsys):
+@pytest.mark.parametrize("skip_train", [False, True])
+def test_missing_data_skips_the_config_before_training(tmp_path, capsys, skip_train):
     missing = tmp_path / "no-such-folder"
     out = results.run_results(
         configs=[str(harness.CONFIGS / "movielens.yaml")],
         runs=tmp_path / "runs",
         output=tmp_path / "results",
         overrides=[f"movielens:data.path={missing}"],
+        skip_train=skip_train,
     )
     reason = f"data file `{missing}` (`data.path`) not found"
     assert out["runs"] == [] and out["skipped"][0]["reason"].startswith(reason)

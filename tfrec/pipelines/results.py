@@ -148,7 +148,7 @@ def run_results(
 
     A config whose source data is missing (or, with `skip_train`, whose run holds no model;
     with `skip_evaluate`, no `metrics.json`) is skipped with its reason printed and listed
-    under the tables. Writes `<output>/RESULTS.md` and `<output>/results.json`, and the
+    under the tables; missing data is the reason given whenever it applies. Writes `<output>/RESULTS.md` and `<output>/results.json`, and the
     block between the markers of `readme` when given.
 
     Args:
@@ -220,7 +220,10 @@ def _why_skipped(
     try:
         root = artifact_lib.resolve(workdir)
     except errors.WorkdirError:
-        return f"no trained model in `{workdir}` (train it: run without --skip-train)"
+        # Training cannot help without the data: that is the reason to give.
+        return missing_data(config, config_path) or (
+            f"no trained model in `{workdir}` (train it: run without --skip-train)"
+        )
     if skip_evaluate and not (root / "metrics.json").is_file():
         return f"no `{root / 'metrics.json'}` (evaluate it: run without --skip-evaluate)"
     return None
