@@ -54,12 +54,13 @@ def size_on_disk(path: Union[str, os.PathLike]) -> dict[str, int]:
         data = path.read_bytes()
         return {"raw_bytes": len(data), "gzip_bytes": _gzip_size(data)}
     if path.is_dir():
-        return {"raw_bytes": _raw_size(path), "gzip_bytes": _gzip_size(_deterministic_tar(path))}
+        return {"raw_bytes": raw_bytes(path), "gzip_bytes": _gzip_size(_deterministic_tar(path))}
     raise ValueError(f"`path` must be an existing file or directory, received `{path}`")
 
 
-def _raw_size(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+def raw_bytes(directory: os.PathLike | str) -> int:
+    """Bytes of every file under `directory`: what a server loads and a deploy copies."""
+    return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
 
 
 _INDEX_PREFIX = "candidates/"  # `int8_savedmodel.Int8Model`'s candidate index variables
@@ -125,7 +126,7 @@ def savedmodel_parts(path: Union[str, os.PathLike]) -> dict[str, dict[str, Any]]
     parts["weights"]["dtypes"] = dtypes
     parts["lookup_tables"] = _part(tables)
     # Raw bytes only: gzipping the whole SavedModel again here is `size_on_disk`'s work.
-    total = _raw_size(path)
+    total = raw_bytes(path)
     graph = saved.SerializeToString()
     parts["graph"] = {
         "raw_bytes": total - sum(p["raw_bytes"] for p in parts.values()),

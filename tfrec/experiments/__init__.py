@@ -2,5 +2,6 @@
 
 `spec` reads the experiment file (errors name its line), `runner` runs each variant and seed
 in its own process and workdir, `results` gathers what the runs wrote, `segments` labels the
-test queries, `latency` times an exported model, `charts` and `report` make the HTML page.
+test queries, `charts` and `report` make the HTML page. Serving each variant (export, server,
+timed requests) is the experiment pipeline's part: it joins this package with `serving`.
 """

@@ -175,10 +175,11 @@ def _serving_table(results: results_lib.Results) -> str:
     return (
         "<table><tr><th>variant</th><th>signature</th><th>p50 ms</th><th>p99 ms</th>"
         f"<th>export MB</th></tr>{''.join(rows)}</table>"
-        "<p><small>Measured in process: the first seed's model exported with `tfrec export` "
-        "(without the query-text model), loaded with tf.saved_model.load, its signature called "
-        "with one request row (the first example user), 20 untimed calls then 200 timed ones "
-        "in sequence on this machine; size: every file of the exported version folder.</small></p>"
+        "<p><small>Measured on the served model: the first seed's model exported with "
+        "`tfrec export` (without the query-text model) behind `tfrec serve` (batching off), "
+        "one request row (the first example user) sent over gRPC on loopback by one client of "
+        "the serving bench's load generator, 20 untimed requests then 200 timed ones in "
+        "sequence on this machine; size: every file of the exported version folder.</small></p>"
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfrec.compression import sizes
 from tfrec.serving import bench_report
 
 if TYPE_CHECKING:  # imported where used: they load TensorFlow, which `--help` does not need
@@ -88,8 +89,4 @@ def build_export(
     catalog = dataclasses.replace(trained, catalog=index)
     export_run.export(workdir, out, version=1, with_text=False, trained=catalog)
     models = (bench_report.MAIN, bench_report.F32, bench_report.INT8)
-    return {name: round(_folder_bytes(out / name / "1") / 2**20, 1) for name in models}
-
-
-def _folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return {name: round(sizes.raw_bytes(out / name / "1") / 2**20, 1) for name in models}

@@ -170,16 +170,24 @@ def _example_users(exp: spec_lib.Experiment, gathered: results_lib.Results) -> l
     return chosen
 
 
-def measure_serving(exp: spec_lib.Experiment, variant: str) -> None:
-    """Exports the variant's first seed, times its signature, lists examples: `serving.json`.
+# Latency requests per variant: untimed ones first (graph warm-up), then the timed ones.
+SERVING_WARMUP = 20
+SERVING_TIMED = 200
 
-    Skipped when `serving.json` is there; a failure is written into it, never raised, so one
-    variant's export cannot stop the report.
+
+def measure_serving(exp: spec_lib.Experiment, variant: str) -> None:
+    """Exports the variant's first seed, serves it, times its signature, lists examples.
+
+    The export runs behind `tfrec serve` in its own process (batching off); the example lists
+    and the latency come from gRPC requests, timed by the serving bench's load generator with
+    one client. Writes `serving.json`; skipped when it is there. A failure is written into it,
+    never raised, so one variant's export cannot stop the report.
     """
     from tfrec import artifact as artifact_lib
-    from tfrec.experiments import latency
+    from tfrec.compression import sizes
     from tfrec.pipelines import export as export_lib
     from tfrec.ranking import requests
+    from tfrec.serving import Client, loadtest, server_process
 
     target = exp.output / variant / results_lib.SERVING
     if target.is_file():
@@ -188,37 +196,61 @@ def measure_serving(exp: spec_lib.Experiment, variant: str) -> None:
     spec = exp.variants[variant]
     run = _first_done(exp, gathered, variant)
     signature = "recommend" if spec.ranker else "retrieve"
+    model = "tfrec"
     try:
         folder = exp.output / exp.owner(variant) / "export"
-        model_dir = folder / "tfrec" / "1"
+        model_dir = folder / model / "1"
         if not (model_dir / "saved_model.pb").is_file():
             export_lib.export(run.workdir, folder, version=1, with_text=False)
-        served = latency.Served(model_dir)
         users = _example_users(exp, gathered)
         catalog = artifact_lib.Artifact(run.workdir).catalog().set_index("item_id")["title"]
-        examples = []
-        for user in users:
-            inputs = requests.build(
-                user["user_id"], user["recent"], now=user["now"], k=exp.examples_k
-            )
-            out = served.call(signature, inputs)
-            examples.append(_example(user, out, catalog))
         request = requests.build(
             users[0]["user_id"] if users else "unknown",
             users[0]["recent"] if users else (),
             now=users[0]["now"] if users else 0,
             k=spec.config.recommend.k,
         )
+        log = exp.output / variant / "server.log"
+        with server_process.ServerProcess(folder, False, [model], log) as server:
+            with Client(server.grpc_target) as client:
+                examples = []
+                for user in users:
+                    inputs = requests.build(
+                        user["user_id"], user["recent"], now=user["now"], k=exp.examples_k
+                    )
+                    out = client.predict(model, inputs, signature_name=signature)
+                    examples.append(_example(user, {k: v[0] for k, v in out.items()}, catalog))
+                for _ in range(SERVING_WARMUP):
+                    client.predict(model, request, signature_name=signature)
+            timed = loadtest.run(
+                server.grpc_target,
+                lambda _: {"model": model, "inputs": request, "signature_name": signature},
+                concurrency=1,
+                num_requests=SERVING_TIMED,
+            )
+        if timed.failures:
+            raise errors.TfrecError(
+                f"{timed.failures} of {timed.requests} timed requests failed: {timed.errors[0]}"
+            )
         info: dict[str, Any] = {
             "run": str(run.workdir),
             "export": str(model_dir),
-            "size_bytes": latency.folder_bytes(model_dir),
-            "latency": served.time(signature, request),
+            "size_bytes": sizes.raw_bytes(model_dir),
+            "latency": {
+                "signature": signature,
+                "protocol": "grpc",
+                "p50_ms": timed.p50_ms,
+                "p99_ms": timed.p99_ms,
+                "mean_ms": float(sum(timed.latencies_ms) / len(timed.latencies_ms)),
+                "calls": SERVING_TIMED,
+                "warmup": SERVING_WARMUP,
+                "batch_size": 1,
+            },
             "examples": examples,
         }
     except Exception as e:  # noqa: BLE001 - recorded in the report instead
         info = {"error": f"{type(e).__name__}: {e}", "details": traceback.format_exc()}
-        print(f"variant {variant}: export or timing failed: {info['error']}")
+        print(f"variant {variant}: export, serving or timing failed: {info['error']}")
     runner.write_json(target, info)
 
 
