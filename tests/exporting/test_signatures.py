@@ -280,3 +280,19 @@ def test_recommend_caps_items_per_category(run):
         signatures.ServingModule(
             trained.query_model, catalog, spec.max_history, 4, max_per_category=0
         )
+
+
+def test_titles_and_ids_need_not_be_ascii(run):
+    """Catalogs of real shops hold any Unicode: strings go into the graph as UTF-8."""
+    catalog = run.trained.catalog
+    titles = catalog.titles.copy()
+    ids = catalog.item_ids.copy()
+    titles[0], ids[0] = "Saxophone strap · cuir doré 🎷", "sku-été-1"
+    unicode = dataclasses.replace(catalog, titles=titles, item_ids=ids)
+    module = export_run.serving_module(run.trained, unicode)
+    history = [("sku-été-1", "purchase")]
+    out = _call(module.retrieve, request(["never-seen-user"], [history], k=len(ids)))
+    found = [x.decode("utf-8") for x in out["item_ids"][0]]
+    assert "sku-été-1" in found
+    row = found.index("sku-été-1")
+    assert out["titles"][0][row].decode("utf-8") == "Saxophone strap · cuir doré 🎷"

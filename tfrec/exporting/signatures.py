@@ -45,9 +45,14 @@ def _request_function(method, signature: str, with_text: bool = False, excluding
     )
 
 
+def _utf8(values: np.ndarray) -> np.ndarray:
+    """Strings as UTF-8 bytes (tf.string holds bytes; titles and ids need not be ASCII)."""
+    return np.array([str(v).encode("utf-8") for v in np.asarray(values, dtype=object)], object)
+
+
 def _string_variable(values: np.ndarray, name: str) -> tf.Variable:
     # Variables, not constants: large catalogs go to variables/, not into saved_model.pb.
-    return tf.Variable(np.asarray(values, dtype=object).astype(bytes), trainable=False, name=name)
+    return tf.Variable(_utf8(values), trainable=False, name=name)
 
 
 class ServingModule(stages.ServingStages):
@@ -185,7 +190,7 @@ class ServingModule(stages.ServingStages):
         self.vectors = tf.Variable(index.vectors, trainable=False, name="item_vectors")
         self.row_of = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(index.item_ids.astype(bytes)), tf.range(len(index), dtype=tf.int64)
+                tf.constant(_utf8(index.item_ids)), tf.range(len(index), dtype=tf.int64)
             ),
             default_value=-1,
         )
