@@ -24,6 +24,23 @@ def test_shipped_demo_loads():
     assert exp.owner("gru") == "gru"
 
 
+def test_shipped_text_encoder_experiment_loads(monkeypatch):
+    # Its data path is relative to the repository, where the README's commands run.
+    monkeypatch.chdir(harness.CONFIGS.parent)
+    try:
+        exp = spec_lib.load(harness.CONFIGS / "experiments" / "text_encoder.yaml")
+    except errors.ConfigError as e:
+        if "does not exist" not in str(e):
+            raise
+        pytest.skip(f"the Amazon reviews file is not beside the repository: {e}")
+    assert exp.reference == "scratch"
+    modes = {v: s.config.model.text_encoder for v, s in exp.variants.items()}
+    assert modes["scratch"].mode == "scratch" and modes["scratch"].preset is None
+    assert modes["frozen"].mode == "frozen" and modes["frozen"].preset == "default"
+    assert modes["finetune"].mode == "finetune" and modes["finetune"].trainable_layers == 1
+    assert {s.config.data.dataset for s in exp.variants.values()} == {"amazon-reviews"}
+
+
 def test_config_diff_names_changed_fields(tmp_path):
     exp = spec_lib.load(
         write_experiment(tmp_path, "  base: {}\n  gru:\n    set: {model.history_encoder: gru}\n")
