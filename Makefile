@@ -22,11 +22,15 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m tfrec.pipelines.demo --dataset $(DATASET) --workdir $(WORKDIR)
 
+# One pytest worker per core, at most four (each trains its own tiny session model); a test
+# module stays on one worker, so its module-scoped fixtures are built once.
+PYTEST_WORKERS := -n auto --maxprocesses 4 --dist loadscope
+
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_WORKERS)
 
 test-slow: $(VENV)/.installed
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(PYTEST_WORKERS)
 
 bench: $(VENV)/.installed
 	$(PY) -m tfrec.pipelines.bench --output bench-results
