@@ -211,6 +211,7 @@ def measure_serving(exp: spec_lib.Experiment, variant: str) -> None:
             k=spec.config.recommend.k,
         )
         log = exp.output / variant / "server.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         with server_process.ServerProcess(folder, False, [model], log) as server:
             with Client(server.grpc_target) as client:
                 examples = []
