@@ -148,8 +148,9 @@ def run_results(
 
     A config whose source data is missing (or, with `skip_train`, whose run holds no model;
     with `skip_evaluate`, no `metrics.json`) is skipped with its reason printed and listed
-    under the tables; missing data is the reason given whenever it applies. Writes `<output>/RESULTS.md` and `<output>/results.json`, and the
-    block between the markers of `readme` when given.
+    under the tables; missing data is the reason given whenever it applies. Writes
+    `<output>/RESULTS.md` and `<output>/results.json`, and the block between the markers of
+    `readme` when given.
 
     Args:
         configs: list of str. Config files, in the order of their sections.
