@@ -286,6 +286,7 @@ class Artifact:
                 f"artifact `{self.root}` holds no trained ranker (`ranking/best`), which the "
                 "two-stage Recommender needs: train one with `tfrec train` on its run folder"
             )
+        item_index = signatures.build_item_index(trained.config, trained.catalog)
         modules = [
             signatures.from_config(
                 trained.config,
@@ -296,6 +297,7 @@ class Artifact:
                 prior=trained.prior,
                 blend=trained.blend,
                 with_text=text,
+                item_index=item_index,
             )
             for text in (False, True)
         ]

@@ -98,6 +98,7 @@ def cmd_export(args) -> int:
             with_text=not args.no_text,
             with_compressed=args.with_compressed,
             base_prefix=args.base_prefix,
+            overrides=args.set,
         )
     print(json.dumps(result, indent=2), file=stdout)
     return 0
@@ -139,6 +140,14 @@ def _add_export_commands(sub) -> None:
         "--base-prefix",
         help="absolute folder where the server finds the models, written as models.config's "
         "base paths (e.g. /models in a container; default: the export dir's absolute path)",
+    )
+    exp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="index.KEY=VALUE",
+        help="item index setting for this export, e.g. index.kind=ivf or index.nprobe=64 "
+        "(repeatable; default: the run's config)",
     )
     exp.set_defaults(func=cmd_export)
     rec = sub.add_parser("recommend", help="ask a running server for recommendations")

@@ -230,6 +230,84 @@ class CompressionConfig:
     sparsity_tolerance: float = 0.01  # every pruned weight within this of its target
 
 
+INDEX_KINDS = ("auto", "brute_force", "ivf")
+INDEX_QUANTISATIONS = ("float32", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    """The item index of the serving graph: which items `retrieve` and `recommend` score.
+
+    Exact brute force scores every item per request; an inverted-file (IVF) index clusters
+    the item vectors at export (k-means) and scores only the items of the `nprobe`
+    partitions nearest to the query (tfrec.exporting.ivf_index), in core TF ops, so stock TF
+    Serving serves it. `auto` keeps brute force below `min_items` items, where it is fast
+    enough and exact.
+
+    Args:
+        kind: str. "auto", "brute_force" or "ivf". Defaults to "auto".
+        nlist: int or None. Partitions (k-means centroids). None: `nlist_factor * sqrt(n)`,
+            at least 1. Defaults to None.
+        nlist_factor: float. Partitions per sqrt(item) when `nlist` is None. Defaults to 2.
+        nprobe: int. Partitions searched per query (clamped to nlist). Defaults to 32.
+        quantisation: str. "float32": vectors stored as they are, scores exact within the
+            probed partitions. "int8": residuals to the centroid stored as int8 with one scale
+            per row (a quarter of the memory). Defaults to "float32".
+        rescore: int. With "int8": this many best approximate candidates are re-scored exactly
+            from float vectors kept by row (0: none kept, scores stay approximate).
+            Ignored with "float32". Defaults to 256.
+        min_items: int. With `kind` "auto", catalogs smaller than this are searched by brute
+            force.
+            Defaults to 200_000.
+        train_sample: int. Vectors k-means is trained on (a random sample; all when fewer).
+            Defaults to 262_144.
+        kmeans_iterations: int. Lloyd iterations. Defaults to 10.
+        seed: int. Sampling and centroid initialisation. Defaults to 0.
+    """
+
+    kind: str = "auto"
+    nlist: Optional[int] = None
+    nlist_factor: float = 2.0
+    nprobe: int = 32
+    quantisation: str = "float32"
+    rescore: int = 256
+    min_items: int = 200_000
+    train_sample: int = 262_144
+    kmeans_iterations: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        positive = {
+            "nprobe": self.nprobe,
+            "train_sample": self.train_sample,
+            "kmeans_iterations": self.kmeans_iterations,
+        }
+        if self.nlist is not None:
+            positive["nlist"] = self.nlist
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise errors.ConfigError(
+                    f"`index.{name}` must be a positive int, received {value!r}"
+                )
+        for name in ("rescore", "min_items"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise errors.ConfigError(f"`index.{name}` must be an int >= 0, received {value!r}")
+        if not self.nlist_factor > 0:
+            raise errors.ConfigError(
+                f"`index.nlist_factor` must be > 0, received {self.nlist_factor!r}"
+            )
+        if self.kind not in INDEX_KINDS:
+            raise errors.ConfigError(
+                f"`index.kind` must be one of {INDEX_KINDS}, received {self.kind!r}"
+            )
+        if self.quantisation not in INDEX_QUANTISATIONS:
+            raise errors.ConfigError(
+                f"`index.quantisation` must be one of {INDEX_QUANTISATIONS}, "
+                f"received {self.quantisation!r}"
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
     """`tfrec bench serving`: catalog sizes, time per measurement, load and grid limits.
@@ -272,6 +350,7 @@ class Config:
     ranking: RankingConfig = RankingConfig()
     recommend: RecommendConfig = RecommendConfig()
     serving: ServingConfig = ServingConfig()
+    index: IndexConfig = IndexConfig()
     bench: BenchConfig = BenchConfig()
     compression: CompressionConfig = CompressionConfig()
 

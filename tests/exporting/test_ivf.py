@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import ivf_build, ivf_index, ivf_store
 from tfrec.pipelines import bench_index
@@ -24,9 +25,9 @@ def data():
 def indexes(data):
     items = data[0]
     return {
-        "float32": ivf_build.build_ivf(items, ivf_index.IVFConfig(nlist=50, nprobe=8)),
+        "float32": ivf_build.build_ivf(items, config_lib.IndexConfig(nlist=50, nprobe=8)),
         "int8": ivf_build.build_ivf(
-            items, ivf_index.IVFConfig(nlist=50, nprobe=8, quantisation="int8", rescore=64)
+            items, config_lib.IndexConfig(nlist=50, nprobe=8, quantisation="int8", rescore=64)
         ),
     }
 
@@ -130,12 +131,12 @@ def test_slots_without_candidates_are_padding(data, indexes):
 
 def test_choose_keeps_brute_force_for_small_catalogs(data):
     items = data[0]
-    config = ivf_index.IVFConfig(min_items=N + 1)
+    config = config_lib.IndexConfig(min_items=N + 1)
     assert ivf_build.choose(N, config) == ivf_build.BRUTE_FORCE
     assert ivf_build.choose(N + 1, config) == ivf_build.IVF
     assert isinstance(ivf_build.build(items[:100], config), ivf_index.BruteForceIndex)
     assert isinstance(
-        ivf_build.build(items, ivf_index.IVFConfig(min_items=N, nlist=10)), ivf_index.IVFIndex
+        ivf_build.build(items, config_lib.IndexConfig(min_items=N, nlist=10)), ivf_index.IVFIndex
     )
 
 
@@ -201,10 +202,10 @@ def test_index_for_other_items_refuses_to_load(data, saved):
 
 def test_bad_inputs_are_named(data, indexes):
     items, queries, _ = data
-    with pytest.raises(errors.ConfigError, match="`IVFConfig.quantisation`"):
-        ivf_index.IVFConfig(quantisation="int4")
-    with pytest.raises(errors.ConfigError, match="`IVFConfig.nprobe`"):
-        ivf_index.IVFConfig(nprobe=0)
+    with pytest.raises(errors.ConfigError, match="`index.quantisation`"):
+        config_lib.IndexConfig(quantisation="int4")
+    with pytest.raises(errors.ConfigError, match="`index.nprobe`"):
+        config_lib.IndexConfig(nprobe=0)
     bad = items[:100].copy()
     bad[42, 0] = np.nan
     with pytest.raises(errors.DataError, match="row 42"):

@@ -69,7 +69,7 @@ def test_smaller_k_allows_smaller_catalogs():
     assert (cfg.bench.items, cfg.bench.warmup_requests) == ((5,), 0)
 
 
-def test_flags_override_the_section_and_set_takes_bench_keys_only():
+def test_flags_override_the_section_and_set_takes_bench_and_index_keys_only():
     assert bench.flag_overrides() == []
     flags = bench.flag_overrides("2000,1_000", "1.5")
     assert flags == ["bench.items=[2000, 1000]", "bench.seconds=1.5"]
@@ -79,8 +79,13 @@ def test_flags_override_the_section_and_set_takes_bench_keys_only():
     )
     assert (cfg.bench.items, cfg.bench.seconds, cfg.bench.concurrency) == ((2000, 1000), 1.5, 2)
     assert (cfg.name, cfg.train.epochs) == ("tiny", 1)  # the model: tiny, trained briefly
-    with pytest.raises(errors.ConfigError, match=r"takes `bench.\*` keys only .*'train.epochs=3'"):
+    with pytest.raises(
+        errors.ConfigError, match=r"takes `bench.\*` and `index.\*` keys only .*'train.epochs=3'"
+    ):
         bench_model.bench_config(harness.TINY_CONFIG, ["train.epochs=3"])
+    # The exports' item index is a serving setting: it may change, the model may not.
+    cfg = bench_model.bench_config(harness.TINY_CONFIG, ["index.kind=ivf", "index.nprobe=8"])
+    assert (cfg.index.kind, cfg.index.nprobe) == ("ivf", 8)
 
 
 def test_workdir_config_changes_the_bench_section_only(tmp_path):
@@ -88,7 +93,7 @@ def test_workdir_config_changes_the_bench_section_only(tmp_path):
     config_lib.save(config_lib.load(harness.TINY_CONFIG), run / "config.yaml")
     cfg = bench_model.workdir_config(run, ["bench.seconds=2"])
     assert (cfg.name, cfg.bench.seconds) == ("tiny", 2.0)
-    with pytest.raises(errors.ConfigError, match=r"takes `bench.\*` keys only"):
+    with pytest.raises(errors.ConfigError, match=r"takes `bench.\*` and `index.\*` keys only"):
         bench_model.workdir_config(run, ["model.embedding_dim=8"])
     with pytest.raises(errors.WorkdirError, match=r"`--workdir` must be a trained run"):
         bench_model.workdir_config(tmp_path / "missing")
@@ -109,7 +114,10 @@ def test_bench_settings_do_not_bind_a_trained_workdir(tmp_path):
     [
         (["--items", "9"], "`bench.items` must be a non-empty list of catalog sizes"),
         (["--set", "bench.concurrency=0"], "`bench.concurrency` must be in [1, 64]"),
-        (["--set", "train.epochs=3"], "`--set` of `tfrec bench serving` takes `bench.*` keys"),
+        (
+            ["--set", "train.epochs=3"],
+            "`--set` of `tfrec bench serving` takes `bench.*` and `index.*` keys",
+        ),
         (["--set", "bench.rounds"], "override must look like `key.sub=value`"),
     ],
 )

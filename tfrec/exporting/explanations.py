@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Optional
 
 import tensorflow as tf
@@ -15,7 +15,7 @@ def outputs(
     history_rows: tf.Tensor,
     history_item_ids: tf.Tensor,
     history_event_types: tf.Tensor,
-    vectors: tf.Tensor,
+    vectors_of: Callable[[tf.Tensor], tf.Tensor],
     top: int,
     recency_decay: float,
     event_type_weights: Optional[Mapping[str, float]],
@@ -32,7 +32,7 @@ def outputs(
         history_rows: int [batch, L]. Index rows of the recent items (-1: unknown, padding).
         history_item_ids: string [batch, L]. The recent items as sent.
         history_event_types: string [batch, L]. Their event types, aligned with them.
-        vectors: float32 [num_items, dim]. The index's item vectors.
+        vectors_of: callable. Index rows -> item vectors (see `request_ops.explain`).
         top: int >= 1. Events cited per item at most.
         recency_decay: float in (0, 1]. Weight factor per step back in the recent events.
         event_type_weights: dict event type -> float or None.
@@ -41,7 +41,7 @@ def outputs(
         rows,
         history_rows,
         history_event_types,
-        vectors,
+        vectors_of,
         top,
         recency_decay,
         event_type_weights,

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse
 
+from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import ivf_index, ivf_store
 
@@ -20,9 +21,18 @@ BRUTE_FORCE, IVF = "brute_force", "ivf"
 _CHUNK_ROWS = 1 << 15  # rows per assignment product: [chunk, nlist] float32 stays small
 
 
-def choose(n: int, config: ivf_index.IVFConfig) -> str:
-    """The index for `n` items: "brute_force" below `config.min_items`, else "ivf"."""
+def choose(n: int, config: config_lib.IndexConfig) -> str:
+    """The index for `n` items: `config.kind`, or with "auto" "brute_force" below
+    `config.min_items` items, else "ivf"."""
+    if config.kind != "auto":
+        return config.kind
     return BRUTE_FORCE if n < config.min_items else IVF
+
+
+def lists_for(n: int, config: config_lib.IndexConfig) -> int:
+    """Partitions for `n` items: `nlist`, or `nlist_factor * sqrt(n)`; never more than n."""
+    wanted = config.nlist if config.nlist is not None else round(config.nlist_factor * n**0.5)
+    return int(max(1, min(wanted, n)))
 
 
 def assign(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -74,13 +84,13 @@ def _int8_residuals(
 
 def build_ivf(
     vectors: np.ndarray,
-    config: ivf_index.IVFConfig = ivf_index.IVFConfig(),
-    item_ids: Optional[Sequence[str]] = None,
+    config: config_lib.IndexConfig = config_lib.IndexConfig(),
+    item_ids: Optional[Sequence[str] | np.ndarray] = None,
 ) -> ivf_index.IVFIndex:
     """An IVF index over `vectors` [n, d] float32 (row i = item i), whatever the catalog size."""
     vectors = _checked(vectors)
     n = len(vectors)
-    nlist = config.lists_for(n)
+    nlist = lists_for(n, config)
     rng = np.random.default_rng(config.seed)
     if n > config.train_sample:
         sample = vectors[np.sort(rng.choice(n, size=config.train_sample, replace=False))]
@@ -111,8 +121,8 @@ def build_ivf(
 
 def build(
     vectors: np.ndarray,
-    config: ivf_index.IVFConfig = ivf_index.IVFConfig(),
-    item_ids: Optional[Sequence[str]] = None,
+    config: config_lib.IndexConfig = config_lib.IndexConfig(),
+    item_ids: Optional[Sequence[str] | np.ndarray] = None,
 ) -> ivf_index.IVFIndex | ivf_index.BruteForceIndex:
     """The index `choose` picks for `vectors` [n, d] float32: brute force or IVF."""
     vectors = _checked(vectors)

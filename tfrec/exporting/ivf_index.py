@@ -24,7 +24,6 @@ catalog. To drop items (e.g. `exclude_recent`), ask for `k` plus the number drop
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Optional
 
@@ -34,75 +33,6 @@ import tensorflow as tf
 from tfrec import errors
 
 LOWEST = float(np.finfo(np.float32).min)  # the serving graph's score of an empty slot
-QUANTISATIONS = ("float32", "int8")
-
-
-@dataclasses.dataclass(frozen=True)
-class IVFConfig:
-    """How the item index is built and searched.
-
-    Args:
-        nlist: int or None. Partitions (k-means centroids). None: `nlist_factor * sqrt(n)`,
-            at least 1. Defaults to None.
-        nlist_factor: float. Partitions per sqrt(item) when `nlist` is None. Defaults to 2.
-        nprobe: int. Partitions searched per query (clamped to nlist). Defaults to 32.
-        quantisation: str. "float32": vectors stored as they are, scores exact within the
-            probed partitions. "int8": residuals to the centroid stored as int8 with one scale
-            per row (a quarter of the memory). Defaults to "float32".
-        rescore: int. With "int8": this many best approximate candidates are re-scored exactly
-            from float vectors kept by row (0: none kept, scores stay approximate).
-            Ignored with "float32". Defaults to 256.
-        min_items: int. Catalogs smaller than this are searched by brute force (`choose`).
-            Defaults to 200_000.
-        train_sample: int. Vectors k-means is trained on (a random sample; all when fewer).
-            Defaults to 262_144.
-        kmeans_iterations: int. Lloyd iterations. Defaults to 10.
-        seed: int. Sampling and centroid initialisation. Defaults to 0.
-    """
-
-    nlist: Optional[int] = None
-    nlist_factor: float = 2.0
-    nprobe: int = 32
-    quantisation: str = "float32"
-    rescore: int = 256
-    min_items: int = 200_000
-    train_sample: int = 262_144
-    kmeans_iterations: int = 10
-    seed: int = 0
-
-    def __post_init__(self):
-        positive = {
-            "nprobe": self.nprobe,
-            "train_sample": self.train_sample,
-            "kmeans_iterations": self.kmeans_iterations,
-        }
-        if self.nlist is not None:
-            positive["nlist"] = self.nlist
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise errors.ConfigError(
-                    f"`IVFConfig.{name}` must be a positive int, received {value!r}"
-                )
-        for name in ("rescore", "min_items"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise errors.ConfigError(
-                    f"`IVFConfig.{name}` must be an int >= 0, received {value!r}"
-                )
-        if not self.nlist_factor > 0:
-            raise errors.ConfigError(
-                f"`IVFConfig.nlist_factor` must be > 0, received {self.nlist_factor!r}"
-            )
-        if self.quantisation not in QUANTISATIONS:
-            raise errors.ConfigError(
-                f"`IVFConfig.quantisation` must be one of {QUANTISATIONS}, "
-                f"received {self.quantisation!r}"
-            )
-
-    def lists_for(self, n: int) -> int:
-        """Partitions for `n` items: `nlist`, or `nlist_factor * sqrt(n)`; never more than n."""
-        wanted = self.nlist if self.nlist is not None else round(self.nlist_factor * n**0.5)
-        return int(max(1, min(wanted, n)))
 
 
 class _SearchModule(tf.Module):
@@ -154,6 +84,17 @@ class _SearchModule(tf.Module):
             return self._top(queries, width, forced_rows, forced_bonus)
 
     def _top(self, queries, width, forced_rows, forced_bonus):
+        raise NotImplementedError
+
+    def vectors_of(self, rows):
+        """Item vectors [..., d] float32 of rows [...] int (zeros where rows < 0), as the index
+        scores them (int8 codes without kept vectors: centroid plus dequantised residual)."""
+        flat = tf.reshape(tf.cast(rows, tf.int64), [-1])
+        found = self._vectors_of_rows(tf.maximum(flat, 0))
+        found = tf.where((flat >= 0)[:, None], found, tf.zeros_like(found))
+        return tf.reshape(found, tf.concat([tf.shape(rows), [self.dim]], axis=0))
+
+    def _vectors_of_rows(self, rows):
         raise NotImplementedError
 
     def signatures(self) -> dict:
@@ -224,6 +165,9 @@ class BruteForceIndex(_SearchModule):
         scores = tf.tensor_scatter_nd_add(scores, at, tf.where(valid, forced_bonus, 0.0))
         rows = tf.broadcast_to(tf.range(self.num_items, dtype=tf.int64), tf.shape(scores))
         return _finish(scores, rows, width)
+
+    def _vectors_of_rows(self, rows):
+        return tf.gather(self.vectors, rows)
 
 
 class IVFIndex(_SearchModule):
@@ -296,6 +240,19 @@ class IVFIndex(_SearchModule):
         self.vectors = None if vectors is None else tf.Variable(vectors, False, name="vectors")
         self.nprobe = tf.Variable(int(nprobe), trainable=False, name="nprobe", dtype=tf.int32)
         self.rescore = tf.Variable(int(rescore), trainable=False, name="rescore", dtype=tf.int32)
+
+    def _vectors_of_rows(self, rows):
+        if self.vectors is not None:
+            return tf.gather(self.vectors, rows)
+        positions = tf.gather(self.position_of_row, rows)
+        codes = tf.cast(tf.gather(self.codes, positions), tf.float32)
+        if not self.quantised:
+            return codes
+        # One leading 0 keeps the values non-empty (as in `_top`).
+        lists = tf.searchsorted(self.offsets, tf.concat([[0], positions], 0), side="right")
+        lists = lists[1:] - 1
+        residual = tf.gather(self.scales, positions)[:, None] * codes
+        return tf.gather(self.centroids, lists) + residual
 
     def _score(self, queries, positions, partition_scores):
         """Scores [b, m] of positions [b, m] (-1 = none); exact for float32 codes."""

@@ -17,7 +17,7 @@ from tfrec import errors
 _CHUNK_ROWS = 1 << 16  # hash in slices: no second copy of a multi-gigabyte matrix
 
 
-def fingerprint(vectors: np.ndarray, item_ids: Optional[Sequence[str]] = None) -> str:
+def fingerprint(vectors: np.ndarray, item_ids: Optional[Sequence[str] | np.ndarray] = None) -> str:
     """A SHA-256 hex digest of the item matrix [n, d] (as float32) and, if given, the item ids.
 
     A new model version changes its item vectors, so an index built for one version has a

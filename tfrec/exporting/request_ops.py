@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from tfrec import request_schema
@@ -107,7 +109,7 @@ def explain(
     target_rows: tf.Tensor,
     event_rows: tf.Tensor,
     event_types: tf.Tensor,
-    vectors: tf.Tensor,
+    vectors_of: Callable[[tf.Tensor], tf.Tensor],
     top: int = 3,
     recency_decay: float = 0.9,
     event_type_weights=None,
@@ -124,7 +126,8 @@ def explain(
         event_rows: int [batch, L]. Index rows of the recent events' items, most recent
             first (-1: unknown item or padding, which explain nothing).
         event_types: string [batch, L]. The recent events' types.
-        vectors: float32 [num_items, dim]. The index's item vectors.
+        vectors_of: callable. Index rows [...] int -> item vectors [..., dim] float32, zero
+            for rows < 0 (`row_vectors` of a matrix, or the item index's `vectors_of`).
         top: int >= 1. Events cited per item at most. Defaults to 3.
         recency_decay: float in (0, 1]. Defaults to 0.9.
         event_type_weights: dict event type -> float or None.
@@ -133,11 +136,6 @@ def explain(
         (positions, weights), each [batch, w, top]: the cited events' positions in the
         recent events (-1 where fewer were cited) and their weights (0 there).
     """
-
-    def vectors_of(rows):
-        found = tf.gather(vectors, tf.maximum(rows, 0))
-        return tf.where((rows >= 0)[..., None], found, tf.zeros_like(found))
-
     length = tf.shape(event_rows)[1]
     recency = tf.pow(tf.constant(recency_decay, tf.float32), tf.cast(tf.range(length), tf.float32))
     prior = tf.broadcast_to(recency[None, :], tf.shape(event_rows))
@@ -151,6 +149,16 @@ def explain(
     best, positions = tf.math.top_k(weights, k=top)
     cited = best > 0
     return tf.where(cited, positions, -1), tf.where(cited, best, 0.0)
+
+
+def row_vectors(vectors: tf.Tensor) -> Callable[[tf.Tensor], tf.Tensor]:
+    """rows [...] int -> vectors[rows] [..., dim], zero where rows < 0 (unknown items)."""
+
+    def vectors_of(rows):
+        found = tf.gather(vectors, tf.maximum(rows, 0))
+        return tf.where((rows >= 0)[..., None], found, tf.zeros_like(found))
+
+    return vectors_of
 
 
 def lookup_or(values: tf.Tensor, rows: tf.Tensor, default) -> tf.Tensor:

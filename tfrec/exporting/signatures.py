@@ -12,7 +12,7 @@ import tensorflow as tf
 from tfrec import config as config_lib
 from tfrec import errors, features, request_schema
 from tfrec.exporting import index as index_lib
-from tfrec.exporting import stages, tracking
+from tfrec.exporting import ivf_build, ivf_index, ivf_store, stages, tracking
 from tfrec.models import repeat_prior
 from tfrec.ranking import blend as blend_lib
 
@@ -60,7 +60,9 @@ class ServingModule(stages.ServingStages):
 
     Every input is a raw request field; lookups, padding/truncation of the recent events to
     `max_history` and (in the text variant) WordPiece tokenization of the query run in the
-    graph. Items are scored against `index.vectors`, so no item tower runs per request.
+    graph. Items are scored against `index.vectors`, so no item tower runs per request: all
+    of them (exact search), or with `item_index` those of the IVF partitions nearest each
+    query (see `ServingStages`).
 
     Signatures (batch = one row per request). Their inputs, dtypes and shapes are
     `tfrec.request_schema`'s (`inputs_of(signature)`); in short:
@@ -113,6 +115,8 @@ class ServingModule(stages.ServingStages):
             events. Defaults to 0.9.
         event_type_weights: dict event type -> float or None. Explanation weight per recent
             event type; missing types weigh 1. Defaults to None.
+        item_index: IVFIndex or None. Built from `index` (its vectors and ids, checked by
+            fingerprint); None: exact search over `index.vectors`. Defaults to None.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class ServingModule(stages.ServingStages):
         explain_top: int = 3,
         recency_decay: float = 0.9,
         event_type_weights: Optional[Mapping[str, float]] = None,
+        item_index: Optional[ivf_index.IVFIndex] = None,
     ):
         super().__init__(name="tfrec_serving")
         if isinstance(retrieve_n, bool) or not isinstance(retrieve_n, int) or retrieve_n < 1:
@@ -187,7 +192,17 @@ class ServingModule(stages.ServingStages):
         self.titles = _string_variable(index.titles, "titles")
         self.categories = _string_variable(index.categories, "categories")
         self.prices = tf.Variable(index.prices, trainable=False, name="prices")
-        self.vectors = tf.Variable(index.vectors, trainable=False, name="item_vectors")
+        if item_index is None:
+            self.vectors = tf.Variable(index.vectors, trainable=False, name="item_vectors")
+        else:
+            built_for = item_index.fingerprint.numpy().decode()
+            if built_for != ivf_store.fingerprint(index.vectors, index.item_ids):
+                raise errors.ConfigError(
+                    "`item_index` was built for other items (vectors or ids) than `index`: "
+                    "build it from this index (`ivf_build.build_ivf`)"
+                )
+            self.vectors = None  # the index holds them (`item_index.vectors_of`)
+        self.item_index = item_index
         self.row_of = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(_utf8(index.item_ids)), tf.range(len(index), dtype=tf.int64)
@@ -249,6 +264,7 @@ def from_config(
     prior: repeat_prior.RepeatPrior = repeat_prior.RepeatPrior(),
     blend: blend_lib.Blend = blend_lib.Blend(),
     with_text: bool = False,
+    item_index: Optional[ivf_index.IVFIndex] = None,
 ) -> ServingModule:
     """The ServingModule of a trained run, configured by its config: what `tfrec export`
     saves and what the Python `Recommender` runs in memory.
@@ -263,7 +279,11 @@ def from_config(
         prior: RepeatPrior. The retrieval stage's repeat prior.
         blend: Blend. The final score of `recommend`.
         with_text: bool. Add the `query_text` input (and the tokenizer, so TF Text ops).
+        item_index: IVFIndex or None. A prebuilt `build_item_index(config, index)`, shared by the
+            modules of one export; None: built here when the config asks for one.
     """
+    if item_index is None:
+        item_index = build_item_index(config, index)
     return ServingModule(
         query_model,
         index,
@@ -277,4 +297,14 @@ def from_config(
         prior=prior,
         blend=blend,
         max_per_category=config.recommend.max_per_category,
+        item_index=item_index,
     )
+
+
+def build_item_index(
+    config: config_lib.Config, index: index_lib.ItemIndex
+) -> Optional[ivf_index.IVFIndex]:
+    """The IVF index `config.index` asks for over `index`, or None for exact search."""
+    if ivf_build.choose(len(index), config.index) != ivf_build.IVF:
+        return None
+    return ivf_build.build_ivf(index.vectors, config.index, index.item_ids)

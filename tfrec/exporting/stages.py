@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import tensorflow as tf
 
@@ -29,8 +29,15 @@ class ServingStages(tf.Module):
     The state it reads is set by `tfrec.exporting.signatures.ServingModule`, which documents
     it: `query_model`, `ranker`, `tokenizer`, `max_history`, `query_text_length`, `prior`,
     `blend`, `retrieve_n`, `exclude_event_types`, `max_per_category`, `explain_top`,
-    `recency_decay`, `event_type_weights`, `heads`, `head_weights`, `num_items` and the
-    index variables `item_ids`, `titles`, `categories`, `prices`, `vectors`, `row_of`.
+    `recency_decay`, `event_type_weights`, `heads`, `head_weights`, `num_items`, the
+    index variables `item_ids`, `titles`, `categories`, `prices`, `row_of`, and either
+    `vectors` (exact search: every item scored) or `item_index` (an IVF index,
+    `tfrec.exporting.ivf_index`: the items of the partitions nearest the query scored).
+
+    Both searches give the same candidates to the same later stages: exclusions, the ranker,
+    rules and explanations read candidate rows, never the whole catalog. With an IVF index
+    the repeat prior's recent items are always candidates (`search_forced`), so an item the
+    user just viewed is scored with its bonus wherever it sits in the index.
     """
 
     # Declared for type checkers; ServingModule.__init__ sets them.
@@ -54,7 +61,8 @@ class ServingStages(tf.Module):
     titles: tf.Variable
     categories: tf.Variable
     prices: tf.Variable
-    vectors: tf.Variable
+    vectors: Optional[tf.Variable]
+    item_index: Any
     row_of: Any
 
     def _query_features(self, request: dict) -> dict:
@@ -86,29 +94,86 @@ class ServingStages(tf.Module):
             checks += ops.check_k(request[_K])
         return checks
 
+    def _query(self, request: dict) -> tf.Tensor:
+        """The query tower's output [b, dim] float32."""
+        return tf.cast(self.query_model(self._query_features(request), training=False), tf.float32)
+
+    def _prior_window(self, request: dict) -> tf.Tensor:
+        # The prior reads the same window the query tower does: the latest max_history.
+        return self.row_of.lookup(ops.fit_length(request[_ITEMS], self.max_history))
+
     def _first_stage(self, request: dict) -> tf.Tensor:
-        """Retrieval scores [b, num_items]: the towers' dot product plus the repeat prior."""
-        query = self.query_model(self._query_features(request), training=False)
-        scores = tf.matmul(tf.cast(query, tf.float32), self.vectors, transpose_b=True)
+        """Exact search's retrieval scores [b, num_items]: the towers' dot product plus the
+        repeat prior."""
+        scores = tf.matmul(self._query(request), self.vectors, transpose_b=True)
         if self.prior.beta:
-            # The prior reads the same window the query tower does: the latest max_history.
-            window = self.row_of.lookup(ops.fit_length(request[_ITEMS], self.max_history))
-            scores += self.prior.tf_bonus(window, self.num_items)
+            scores += self.prior.tf_bonus(self._prior_window(request), self.num_items)
         return scores
 
-    def _retrieval_scores(self, request: dict) -> tuple:
-        """First-stage scores [b, num_items], the same with excluded recent items lowered, and
-        history rows [b, L]."""
-        scores = self._first_stage(request)
-        # Exclusion reads every recent event sent, also those beyond max_history.
-        rows = self.row_of.lookup(request[_ITEMS])
-        every = tf.broadcast_to(request[_EXCLUDE_RECENT][:, None], tf.shape(rows))
-        return scores, ops.exclude(scores, rows, every), rows
+    def _vectors_of(self, rows: tf.Tensor) -> tf.Tensor:
+        """Item vectors [..., dim] of index rows [...] (zero for rows < 0)."""
+        if self.item_index is not None:
+            return self.item_index.vectors_of(rows)
+        return ops.row_vectors(self.vectors)(rows)
+
+    def _scores_of(self, request: dict, rows: tf.Tensor) -> tf.Tensor:
+        """Retrieval scores [b, n] of index rows [b, n] (0 for rows < 0: no item vector)."""
+        if self.item_index is None:
+            scores = tf.gather(self._first_stage(request), tf.maximum(rows, 0), batch_dims=1)
+            return tf.where(rows >= 0, scores, 0.0)
+        query = self._query(request)
+        scores = tf.einsum("bd,bnd->bn", query, self._vectors_of(rows))
+        if self.prior.beta:
+            window = self._prior_window(request)
+            same = tf.equal(rows[:, :, None], window[:, None, :]) & (rows >= 0)[:, :, None]
+            weights = self.prior.tf_weights(window)[:, None, :]
+            scores += tf.reduce_sum(tf.where(same, weights, 0.0), axis=2)
+        return scores
+
+    def _candidates(self, request: dict, n) -> tuple:
+        """The top `n` retrieval candidates of each row, once recent items are excluded where
+        the row asks (`exclude_recent`; every recent event sent, also beyond max_history).
+
+        Args:
+            request: dict. The request's inputs.
+            n: int32 scalar (a Python int or a tensor).
+
+        Returns:
+            (scores, excluded, rows, history_rows): retrieval scores [b, m] before exclusion,
+            the same with excluded items at EXCLUDED_SCORE, index rows [b, m] int64 of the
+            candidates (m = min(n, num_items); -1 where the index had none to give) and the
+            index rows [b, L] of the recent items sent.
+        """
+        history_rows = self.row_of.lookup(request[_ITEMS])
+        every = tf.broadcast_to(request[_EXCLUDE_RECENT][:, None], tf.shape(history_rows))
+        n = tf.minimum(tf.cast(n, tf.int32), self.num_items)
+        if self.item_index is None:
+            scores = self._first_stage(request)
+            excluded, rows = tf.math.top_k(ops.exclude(scores, history_rows, every), k=n)
+            rows = tf.cast(rows, tf.int64)
+            return tf.gather(scores, rows, batch_dims=1), excluded, rows, history_rows
+        window = self._prior_window(request)
+        if self.prior.beta:
+            bonus = self.prior.tf_weights(window)
+        else:
+            window = window[:, :0]  # nothing to force
+            bonus = tf.zeros(tf.shape(window), tf.float32)
+        # Enough candidates that n survive excluding every recent item.
+        width = n + tf.shape(history_rows)[1]
+        scores, rows = self.item_index.search_forced(self._query(request), width, window, bonus)
+        dropped = ops.is_member(rows, history_rows, every) | (rows < 0)
+        excluded, at = tf.math.top_k(tf.where(dropped, ops.EXCLUDED_SCORE, scores), k=n)
+        rows = tf.gather(rows, at, batch_dims=1)
+        return tf.gather(scores, at, batch_dims=1), excluded, rows, history_rows
 
     def _retrieve(self, request: dict) -> dict:
         with tf.control_dependencies(self._checks(request)):
-            _, scores, _ = self._retrieval_scores(request)
-            ids, titles, best = ops.top_k(scores, request[_K], self.item_ids, self.titles)
+            k = request[_K]
+            # An empty batch has no max: width 0.
+            _, scores, rows, _ = self._candidates(request, tf.maximum(tf.reduce_max(k), 0))
+            ids, titles, best = ops.top_k(
+                scores, k, self.item_ids, self.titles, rows=tf.maximum(rows, 0)
+            )
         return {"item_ids": ids, "titles": titles, "scores": best}
 
     def _rank_candidates(self, request: dict) -> dict:
@@ -117,8 +182,7 @@ class ServingStages(tf.Module):
         with tf.control_dependencies(self._checks(request)):
             # Unknown candidates have no retrieval score: 0, as their zero item vector.
             rows = self.row_of.lookup(candidates)
-            scores = tf.gather(self._first_stage(request), tf.maximum(rows, 0), batch_dims=1)
-            return self._rank(request, candidates, tf.where(rows >= 0, scores, 0.0))
+            return self._rank(request, candidates, self._scores_of(request, rows))
 
     def _rank(self, request: dict, candidates: tf.Tensor, first_stage: tf.Tensor) -> dict:
         """Per-head scores and their weighted sum, each [b, n], of candidate ids [b, n].
@@ -179,12 +243,11 @@ class ServingStages(tf.Module):
 
     def _recommend(self, request: dict) -> dict:
         with tf.control_dependencies(self._checks(request)):
-            first_stage, scores, history_rows = self._retrieval_scores(request)
-            n = min(self.retrieve_n, self.num_items)
-            retrieved, candidate_rows = tf.math.top_k(scores, k=n)
-            candidates = tf.gather(self.item_ids, candidate_rows)
             # The ranker reads the score before exclusion (excluded candidates are dropped).
-            candidate_scores = tf.gather(first_stage, candidate_rows, batch_dims=1)
+            candidate_scores, retrieved, candidate_rows, history_rows = self._candidates(
+                request, self.retrieve_n
+            )
+            candidates = ops.lookup_or(self.item_ids, candidate_rows, "")
             ranked = self._rank(request, candidates, candidate_scores)["scores"]
             # Event types aligned with the recent items, whatever width each was sent with.
             types = request[_TYPES]
@@ -215,7 +278,7 @@ class ServingStages(tf.Module):
                     history_rows,
                     request[_ITEMS],
                     types,
-                    self.vectors,
+                    self._vectors_of,
                     self.explain_top,
                     self.recency_decay,
                     self.event_type_weights,

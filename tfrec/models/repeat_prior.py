@@ -62,6 +62,16 @@ class RepeatPrior:
 
         return score
 
+    def tf_weights(self, history_index):
+        """Each recent event's bonus to its own item, for serving graphs: [batch, H] int ->
+        [batch, H] float32 (0 for padding, index < 0). Duplicate items add up."""
+        import tensorflow as tf
+
+        length = tf.shape(history_index)[1]
+        per_position = self.beta * tf.pow(self.decay, tf.cast(tf.range(length), tf.float32))
+        valid = history_index >= 0
+        return tf.where(valid, tf.broadcast_to(per_position, tf.shape(history_index)), 0.0)
+
     def tf_bonus(self, history_index, num_items: int):
         """The same bonus in TensorFlow, for serving graphs: [batch, H] int -> [batch, items].
 
@@ -71,9 +81,8 @@ class RepeatPrior:
 
         history_index = tf.cast(history_index, tf.int64)
         batch, length = tf.shape(history_index)[0], tf.shape(history_index)[1]
-        per_position = self.beta * tf.pow(self.decay, tf.cast(tf.range(length), tf.float32))
         valid = history_index >= 0
-        updates = tf.where(valid, tf.broadcast_to(per_position, [batch, length]), 0.0)
+        updates = self.tf_weights(history_index)
         rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, None], [batch, length])
         indices = tf.stack([rows, tf.where(valid, history_index, 0)], axis=-1)
         shape = tf.stack([tf.cast(batch, tf.int64), tf.constant(num_items, tf.int64)])

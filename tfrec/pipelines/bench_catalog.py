@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tfrec import config as config_lib
+from tfrec import request_schema
 from tfrec.compression import sizes
 from tfrec.serving import bench_report
 
@@ -20,7 +22,9 @@ if TYPE_CHECKING:  # imported where used: they load TensorFlow, which `--help` d
 def synthetic_index(
     trained: export_run.Trained, num_items: int, seed: int = 0
 ) -> index_lib.ItemIndex:
-    """`num_items` items `syn-0000001`...: random unit vectors of the model's dimension.
+    """`num_items` items `syn-0000001`...: unit vectors of the model's dimension, clustered as
+    trained item towers place items (`bench_index.synthetic_items`, a two-level mixture), so
+    an IVF index meets the structure it relies on rather than uniform noise.
 
     Categories and prices are drawn from the trained catalog, so the ranker sees real values.
 
@@ -33,10 +37,10 @@ def synthetic_index(
         An ItemIndex of `num_items` synthetic items.
     """
     from tfrec.exporting import index as index_lib
+    from tfrec.pipelines import bench_index
 
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((num_items, trained.catalog.dim), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors, _ = bench_index.synthetic_items(num_items, trained.catalog.dim, seed=seed)
     numbers = np.arange(1, num_items + 1)
     return index_lib.ItemIndex(
         item_ids=np.char.add("syn-", np.char.zfill(numbers.astype(str), 7)).astype(object),
@@ -90,3 +94,37 @@ def build_export(
     export_run.export(workdir, out, version=1, with_text=False, trained=catalog)
     models = (bench_report.MAIN, bench_report.F32, bench_report.INT8)
     return {name: round(sizes.raw_bytes(out / name / "1") / 2**20, 1) for name in models}
+
+
+def served_recall(
+    trained: export_run.Trained,
+    index: index_lib.ItemIndex,
+    export_dir: os.PathLike | str,
+    requests: list[dict[str, np.ndarray]],
+    k: int,
+) -> float:
+    """Recall@k of the exported main model's `retrieve` against exact search, same requests.
+
+    The exported SavedModel answers the requests in process; the exact answers come from the
+    same serving graph with brute force over the same items. 1.0 when the export is exact.
+    """
+    import tensorflow as tf
+
+    from tfrec.pipelines import export as export_run
+
+    served = tf.saved_model.load(str(Path(export_dir) / bench_report.MAIN / "1"))
+    brute = config_lib.IndexConfig(kind="brute_force")
+    exact_trained = dataclasses.replace(
+        trained, config=dataclasses.replace(trained.config, index=brute)
+    )
+    exact = export_run.serving_module(exact_trained, index)
+    names = request_schema.names_of(request_schema.RETRIEVE, False, False)
+    found = total = 0
+    for request in requests:
+        inputs = {name: tf.constant(request[name]) for name in names}
+        inputs["k"] = tf.constant([k], tf.int32)
+        want = set(exact.retrieve(**inputs)["item_ids"].numpy()[0].tolist()) - {b""}
+        got = set(served.signatures["retrieve"](**inputs)["item_ids"].numpy()[0].tolist())
+        found += len(want & got)
+        total += len(want)
+    return round(found / max(total, 1), 4)

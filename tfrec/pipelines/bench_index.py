@@ -154,7 +154,7 @@ def bench_size(
     del brute
     print(json.dumps(rows[-1]), flush=True)
     for quantisation in quantisations:
-        config = ivf_index.IVFConfig(quantisation=quantisation, seed=seed)
+        config = config_lib.IndexConfig(quantisation=quantisation, seed=seed)
         start = time.perf_counter()
         index = ivf_build.build_ivf(items, config)
         build_s = time.perf_counter() - start

@@ -25,14 +25,19 @@ TRAIN_OVERRIDES = (
 )
 
 
+# What `--set` may change: how the bench measures, and the item index the exports build
+# (built at export time from the trained vectors, so it never changes the trained model).
+SETTABLE = ("bench", "index")
+
+
 def check_overrides(overrides: Sequence[str]) -> None:
-    """Refuses `--set` keys outside `bench.`: the model is fixed by --config or --workdir."""
+    """Refuses `--set` keys outside SETTABLE: the model is fixed by --config or --workdir."""
     for text in overrides:
         key, _ = config_lib.parse_override(text)
-        if key != "bench" and not key.startswith("bench."):
+        if not any(key == s or key.startswith(s + ".") for s in SETTABLE):
             raise errors.ConfigError(
-                "`--set` of `tfrec bench serving` takes `bench.*` keys only (the model is set "
-                f"by `--config` or `--workdir`), received {text!r}"
+                "`--set` of `tfrec bench serving` takes `bench.*` and `index.*` keys only (the "
+                f"model is set by `--config` or `--workdir`), received {text!r}"
             )
 
 
@@ -73,12 +78,14 @@ def workdir_config(workdir: os.PathLike | str, overrides: Sequence[str] = ()) ->
         raise errors.WorkdirError(
             f"`--workdir` must be a trained run (with config.yaml), received {str(workdir)!r}"
         )
-    return config_lib.with_overrides(config_lib.load(str(path)), overrides, ("bench",))
+    return config_lib.with_overrides(config_lib.load(str(path)), overrides, SETTABLE)
 
 
 def _model_part(config: config_lib.Config) -> config_lib.Config:
-    # The bench settings say how to measure, not what was trained.
-    return dataclasses.replace(config, bench=config_lib.BenchConfig())
+    # The bench and index settings say how to measure and serve, not what was trained.
+    return dataclasses.replace(
+        config, bench=config_lib.BenchConfig(), index=config_lib.IndexConfig()
+    )
 
 
 def train_model(

@@ -11,6 +11,7 @@ report (`serving.bench_report`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -133,6 +134,10 @@ def run(
     train_seconds = round(time.perf_counter() - started, 1)  # ~0 when reused or given
     progress(f"loading {workdir} ...")
     trained = export_run.load(workdir)
+    # The exports build the index `--set index.*` asks for (the trained model is unchanged).
+    trained = dataclasses.replace(
+        trained, config=dataclasses.replace(trained.config, index=resolved.index)
+    )
     groups, skipped = bench_grid.plan(items, trained.ranker is not None, bench.full_grid_max_items)
     total = sum(len(g.cells) for g in groups)
     progress(
@@ -151,11 +156,28 @@ def run(
             index = bench_catalog.synthetic_index(trained, n, seed=bench.seed)
             export_dir = Path(tmp) / str(n)
             sizes = bench_catalog.build_export(workdir, trained, index, export_dir, bench.k)
-            exports.append(
-                {"items": n, "seconds": round(time.perf_counter() - begun, 1), "size_mb": sizes}
-            )
+            index_label = _index_label(n, resolved.index)
+            seconds = round(time.perf_counter() - begun, 1)
             requests = bench_requests.request_rows(
                 trained.spec, index.item_ids, bench.request_pool, bench.k, seed=bench.seed
+            )
+            recall = {}
+            if index_label != bench_report.INDEX[bench_report.MAIN]:
+                progress(f"{n:,} items: recall of the {index_label} index against exact ...")
+                recall = {
+                    f"recall@{k}": bench_catalog.served_recall(
+                        trained, index, export_dir, requests, k
+                    )
+                    for k in sorted({bench.k, 100})
+                }
+            exports.append(
+                {
+                    "items": n,
+                    "seconds": seconds,
+                    "size_mb": sizes,
+                    "index": index_label,
+                    **recall,
+                }
             )
             del index
             for group in (g for g in groups if g.items == n):
@@ -165,6 +187,8 @@ def run(
                     export_dir, group, requests, load, log, servers, progress
                 )
                 for cell in measured:
+                    if cell["model"] == bench_report.MAIN:
+                        cell["index"] = index_label
                     cells.append(cell)
                     label = bench_grid.Cell.from_result(cell).label
                     progress(f"[{len(cells):>2}/{total}] {label}: {bench_report.brief(cell)}")
@@ -209,6 +233,17 @@ def run(
     return results
 
 
+def _index_label(n: int, index: config_lib.IndexConfig) -> str:
+    """How the main model of an `n`-item export searches its items, e.g. "ivf 632/32"."""
+    from tfrec.exporting import ivf_build
+
+    if ivf_build.choose(n, index) == ivf_build.BRUTE_FORCE:
+        return "float32"
+    nlist = ivf_build.lists_for(n, index)
+    rescore = f" rescore {index.rescore}" if index.quantisation == "int8" else ""
+    return f"ivf {index.quantisation} {min(index.nprobe, nlist)}/{nlist}{rescore}"
+
+
 def _settings(
     config: config_lib.Config,
     workdir: Path,
@@ -238,6 +273,7 @@ def _settings(
         "k": bench.k,
         "request_pool": bench.request_pool,
         "full_grid_max_items": bench.full_grid_max_items,
+        "index": config_lib.to_dict(config)["index"],
         "seed": bench.seed,
         "server_env": server_process.server_env(),
     }

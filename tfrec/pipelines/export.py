@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from tfrec import artifact as artifact_lib
+from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import add_items as add_items_lib
 from tfrec.exporting import index as index_lib
@@ -25,11 +27,12 @@ Trained = artifact_lib.Trained
 
 
 def serving_module(
-    trained: Trained, catalog: index_lib.ItemIndex, with_text: bool = False
+    trained: Trained, catalog: index_lib.ItemIndex, with_text: bool = False, item_index=None
 ) -> signatures.ServingModule:
     """The exported module of a trained run over `catalog`, configured by its config.
 
-    `with_text` adds the query-text input (and the tokenizer, so TF Text ops) to the signatures.
+    `with_text` adds the query-text input (and the tokenizer, so TF Text ops) to the signatures;
+    `item_index` is a prebuilt `signatures.build_item_index` (None: built when configured).
     """
     return signatures.from_config(
         trained.config,
@@ -40,6 +43,7 @@ def serving_module(
         prior=trained.prior,
         blend=trained.blend,
         with_text=with_text,
+        item_index=item_index,
     )
 
 
@@ -71,6 +75,7 @@ def export(
     with_compressed: bool = False,
     trained: Optional[Trained] = None,
     base_prefix: Optional[str] = None,
+    overrides: Sequence[str] = (),
 ) -> dict:
     """Writes one new version of each served model of `workdir` under `export_dir`, as one step.
 
@@ -101,6 +106,8 @@ def export(
         base_prefix: str or None. Absolute folder under which the server finds the models
             (`base_path` in models.config), e.g. "/models" in a container. Defaults to the
             absolute path of `export_dir`.
+        overrides: sequence of str. `index.KEY=VALUE` settings of the item index (e.g.
+            `index.kind=ivf`); the rest of the trained config is fixed.
 
     Returns:
         dict: version, model name -> version folder, number of items.
@@ -119,6 +126,9 @@ def export(
             "found none; run `tfrec compress` first"
         )
     trained = trained or load(workdir)
+    if overrides:
+        config = config_lib.with_overrides(trained.config, overrides, ("index",))
+        trained = dataclasses.replace(trained, config=config)
     with writer.export_lock(export_dir):
         if writer.recover(export_dir)["committed"]:
             server_configs.write(export_dir, base_prefix)  # the finished commit's versions
@@ -157,9 +167,11 @@ def _export_locked(
     spec, config = trained.spec, trained.config
     info = {"version": version, "workdir": str(workdir), "num_items": len(catalog)}
     fills: dict[str, Callable[[Path], None]] = {}
+    # Built once: both models search the same items (k-means takes a minute at 1M items).
+    item_index = signatures.build_item_index(config, catalog)
     for name in names[: 2 if with_text else 1]:
         text = name.endswith(TEXT_SUFFIX)
-        module = serving_module(trained, catalog, with_text=text)
+        module = serving_module(trained, catalog, with_text=text, item_index=item_index)
         requests = warmup.sample_requests(
             list(module.signatures()), spec.users, list(catalog.item_ids), with_text=text
         )

@@ -141,13 +141,13 @@ def measure_group(
     switch = "on" if group.batching else "off"
     began = time.perf_counter()
     with server_process.ServerProcess(export_dir, group.batching, models, log) as server:
-        servers.append(
-            {
-                "items": group.items,
-                "batching": group.batching,
-                "start_seconds": round(time.perf_counter() - began, 1),
-            }
-        )
+        record = {
+            "items": group.items,
+            "batching": group.batching,
+            "start_seconds": round(time.perf_counter() - began, 1),
+            "models": models,
+        }
+        servers.append(record)
         jobs = _jobs(group, server, requests)
         for round_ in range(load.rounds):
             progress(
@@ -171,4 +171,6 @@ def measure_group(
                     return
                 if round_ == load.rounds - 1:
                     yield job.result(load.concurrency)
+        # Every model of the group loaded and answered: its whole memory, all models.
+        record["peak_rss_mb"] = server.peak_rss_mb()
     log.unlink(missing_ok=True)

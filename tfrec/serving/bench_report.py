@@ -136,6 +136,13 @@ def add_ratios(results: dict) -> None:
 # -- markdown ----------------------------------------------------------------------------------
 
 
+def _index_cell(export: dict) -> str:
+    """The main model's index, with its recall against exact search when approximate."""
+    recalls = [f"{k} {v:.3f}" for k, v in export.items() if k.startswith("recall@")]
+    label = export.get("index", INDEX[MAIN])
+    return f"{label} ({', '.join(recalls)})" if recalls else label
+
+
 def fmt(value: Optional[float], digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -259,15 +266,34 @@ def to_markdown(results: dict) -> str:
         "",
         "## Exports",
         "",
-        "| items | build + export s | " + " | ".join(f"{n} MB" for n in (MAIN, F32, INT8)) + " |",
-        "|---:|---:|---:|---:|---:|",
+        f"| items | {MAIN} index | build + export s | "
+        + " | ".join(f"{n} MB" for n in (MAIN, F32, INT8))
+        + " |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for e in results["exports"]:
         lines.append(
-            f"| {e['items']:,} | {e['seconds']:.1f} | "
+            f"| {e['items']:,} | {_index_cell(e)} | {e['seconds']:.1f} | "
             + " | ".join(fmt(e["size_mb"].get(n), 1) for n in (MAIN, F32, INT8))
             + " |"
         )
+    servers = results.get("servers", [])
+    if any(r.get("peak_rss_mb") is not None for r in servers):
+        lines += [
+            "",
+            "## Server processes",
+            "",
+            "Peak resident memory (VmHWM) of each `tfrec serve` process, which loads every "
+            "model of its catalog (the three models above), and its start time.",
+            "",
+            "| items | batching | start s | peak RSS MB |",
+            "|---:|---|---:|---:|",
+        ]
+        for r in servers:
+            lines.append(
+                f"| {r['items']:,} | {'on' if r['batching'] else 'off'} | "
+                f"{r['start_seconds']:.1f} | {fmt(r.get('peak_rss_mb'), 1)} |"
+            )
     notes = list(results["skipped"]) + list(results.get("notes", []))
     if s["server_env"]["TF_ENABLE_ONEDNN_OPTS"] == "0":
         notes.append(

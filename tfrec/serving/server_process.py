@@ -116,6 +116,18 @@ class ServerProcess:
         """The server's exit code, or None while it runs."""
         return self.proc.poll()
 
+    def peak_rss_mb(self) -> float | None:
+        """The server's peak resident memory so far in MB (`VmHWM`), or None where the
+        platform does not report it (no /proc) or the server has exited."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # reported in kB
+        return None
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # drains and unloads
