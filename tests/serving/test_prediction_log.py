@@ -200,16 +200,26 @@ def test_a_full_queue_drops_and_counts_without_blocking_requests(
         return real_write(data)
 
     stream.write = slow_write
+    answers = []
     with Client(server.grpc_target) as client:
         client.predict("recs", {"user_id": ["first"]})
         assert entered.wait(10)  # the writer holds the first record
+
+        def send():
+            for i in range(6):
+                answers.append(client.predict("recs", {"user_id": [f"u{i}"]}))
+
+        sender = threading.Thread(target=send)
         began = time.monotonic()
-        for i in range(6):
-            assert client.predict("recs", {"user_id": [f"u{i}"]})["item_ids"].shape == (1, 3)
-        assert time.monotonic() - began < 5  # answered without waiting for the disk
+        sender.start()
+        sender.join(10)
+        elapsed = time.monotonic() - began
+        release.set()  # a request path that waited for the disk would now finish: too late
+        sender.join(10)
+    assert elapsed < 1.5, f"requests waited for the log writer ({elapsed:.2f} s for 6)"
+    assert [a["item_ids"].shape for a in answers] == [(1, 3)] * 6
     dropped = server.metrics.value(DROPPED, kind="prediction", reason="queue_full")
     assert dropped == 4  # two fit in the queue
-    release.set()
     server.stop()
     assert len(_records(tmp_path / "logs")) == 3
     assert server.metrics.value(WRITTEN, kind="prediction") == 3

@@ -29,8 +29,9 @@ class Pseudonymiser:
         key: bytes. The HMAC key (at least 16 bytes).
 
     Example:
-        >>> Pseudonymiser(b"k" * 32)(b"12345")[:8]
-        b'...'
+        >>> hashed = Pseudonymiser(b"k" * 32)
+        >>> hashed(b"12345") == hashed(b"12345") and len(hashed(b"12345"))
+        32
     """
 
     def __init__(self, key: bytes):
