@@ -368,6 +368,47 @@ def _add_text_commands(sub) -> None:
     imp.set_defaults(func=cmd_text_import_hf)
 
 
+def cmd_logs_stats(args) -> int:
+    from tfrec.serving import log_stats
+
+    with console.stdout_for_json() as stdout:
+        report = log_stats.compute(
+            args.dir,
+            outcomes_csv=args.outcomes,
+            catalog=args.catalog,
+            top=args.top,
+            progress=sys.stderr.isatty(),
+        )
+    if args.json:
+        print(json.dumps(report, indent=2), file=stdout)
+    else:
+        print(log_stats.format_report(report))
+    return 0
+
+
+def _add_logs_commands(sub) -> None:
+    logs = sub.add_parser("logs", help="prediction logs written by `tfrec serve --log-dir`")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    stats = logs_sub.add_parser(
+        "stats",
+        help="records, versions, users, items shown and, with outcomes, outcome rates by "
+        "event type and position",
+    )
+    stats.add_argument("dir", help="the log folder")
+    stats.add_argument(
+        "--outcomes",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="outcomes CSV (request_id,item_id,event_type,timestamp), read with the folder's "
+        "outcomes-*.jsonl (repeatable)",
+    )
+    stats.add_argument("--catalog", help="CSV with an item_id column: coverage is measured on it")
+    stats.add_argument("--top", type=int, default=10, help="most shown items listed (default 10)")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.set_defaults(func=cmd_logs_stats)
+
+
 def build_parser(argv=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrec", description="Real-time personalized e-commerce recommendation on TensorFlow."
@@ -470,6 +511,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     _add_results_command(sub)
     _add_text_commands(sub)
     _add_experiment_commands(sub)
+    _add_logs_commands(sub)
     serve = sub.add_parser("serve", help="TF Serving-compatible development server (gRPC + REST)")
     if argv and argv[0] == "serve":
         # The server imports TensorFlow (seconds): only when it is the command being run.
@@ -486,6 +528,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 # Commands that never import TensorFlow: they start in a fraction of a second.
 _LIGHT_COMMANDS = ("data",)
+# Commands that read TensorFlow files but build no model: KerasNLP is not imported up front.
+_NO_MODEL_COMMANDS = ("logs",)
 
 
 def main(argv=None) -> int:
@@ -504,7 +548,9 @@ def main(argv=None) -> int:
         # signatures run concurrently on different shapes, which a server does all the time.
         # Off unless the user chose; it must be set before TensorFlow is imported.
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    loads_models = bool(argv) and argv[0] not in _LIGHT_COMMANDS and "--help" not in argv
+    loads_models = (
+        bool(argv) and argv[0] not in _LIGHT_COMMANDS + _NO_MODEL_COMMANDS and "--help" not in argv
+    )
     console.quiet(verbose, loads_models=loads_models)
     args = build_parser(argv).parse_args(argv)
     try:

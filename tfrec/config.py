@@ -203,6 +203,68 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PredictionLogConfig:
+    """`tfrec serve --log-dir`: which Predict requests are logged, where, and for how long.
+
+    Built from the server's flags (not a section of the run config: logging belongs to a
+    server process, not to a trained model). Values are checked on construction.
+
+    Args:
+        log_dir: str. Folder of the prediction and outcome files (created).
+        sample_rate: float. Share of successful Predict requests logged, in [0, 1]. Defaults
+            to 1.
+        sample_seed: int or None. Seed of the sampler, for reproducible samples. Defaults to
+            None (a random seed).
+        max_file_bytes: int. A file is closed and a new one started before it would grow past
+            this size. Defaults to 64 MiB.
+        rotate_seconds: float. A file is also closed this long after it was opened, so
+            readers see recent records. Defaults to 3600.
+        retention_days: float or None. Finished files older than this are deleted. Defaults
+            to None (kept).
+        max_total_bytes: int or None. The oldest finished files are deleted while the folder
+            holds more. Defaults to None (no cap).
+        key_file: str or None. Key of the keyed hash that replaces `user_id` values; created
+            with a random key when missing. Must lie outside `log_dir`. Required unless
+            `raw_user_ids`.
+        raw_user_ids: bool. Log `user_id` values as received. Defaults to False.
+        queue_size: int. Records waiting for the writer thread; more are dropped and counted.
+            Defaults to 1024.
+    """
+
+    log_dir: str
+    sample_rate: float = 1.0
+    sample_seed: Optional[int] = None
+    max_file_bytes: int = 64 << 20
+    rotate_seconds: float = 3600.0
+    retention_days: Optional[float] = None
+    max_total_bytes: Optional[int] = None
+    key_file: Optional[str] = None
+    raw_user_ids: bool = False
+    queue_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise errors.ConfigError(
+                f"`--log-sample-rate` must be in [0, 1], received {self.sample_rate!r}"
+            )
+        for flag, value in [
+            ("--log-max-file-bytes", self.max_file_bytes),
+            ("--log-rotate-seconds", self.rotate_seconds),
+            ("--log-retention-days", self.retention_days),
+            ("--log-max-total-bytes", self.max_total_bytes),
+            ("--log-queue-size", self.queue_size),
+        ]:
+            if value is not None and not value > 0:
+                raise errors.ConfigError(f"`{flag}` must be > 0, received {value!r}")
+        if self.key_file is None and not self.raw_user_ids:
+            raise errors.ConfigError(
+                "`--log-key-file` is required with `--log-dir`: user ids are logged as a keyed "
+                "hash whose key lives outside the log folder (created when missing); pass "
+                "`--log-raw-user-ids` to log them as received instead"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class CompressionConfig:
     """`tfrec compress`: the variants it makes, how they fine-tune and how they are measured.
 

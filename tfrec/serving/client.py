@@ -23,10 +23,20 @@ from tensorflow_serving.apis import (
 )
 
 from tfrec import request_schema
+from tfrec.serving import request_id as request_id_lib
 from tfrec.serving import rest_json, status, tensors
 from tfrec.serving.service import to_dict
 
 _KINDS = {"string": "OSU", "int": "iu", "float": "iuf", "bool": "b"}
+_REQUEST_ID = request_id_lib.HEADER
+
+
+def _metadata_value(call, key: str) -> Optional[str]:
+    try:
+        pairs = call.initial_metadata() or ()
+    except Exception:  # noqa: BLE001 (a call that failed before any metadata arrived)
+        return None
+    return next((v for k, v in pairs if k == key), None)
 
 
 def _dtype(name: str) -> tf.DType:
@@ -96,15 +106,33 @@ class Client:
         version: Optional[int] = None,
         label: Optional[str] = None,
         output_filter: Sequence[str] = (),
+        request_id: Optional[str] = None,
     ) -> dict:
-        """Runs a signature; returns each output as a NumPy array (strings as bytes objects)."""
+        """Runs a signature; returns each output as a NumPy array (strings as bytes objects).
+
+        `request_id` is sent as `x-request-id` (the server makes one when it is None); the id
+        the server answered with is then `last_request_id`, the key for reporting outcomes.
+        """
         signature = self._signature(model, signature_name, version, label)
         arrays = {k: self._cast(k, v, signature) for k, v in inputs.items()}
         arrays = _repeat_scalars(arrays, signature)
         outputs = self._send_predict(
-            model, arrays, signature, signature_name, version, label, output_filter
+            model, arrays, signature, signature_name, version, label, output_filter, request_id
         )
         return _trim_to_k(arrays, outputs)
+
+    @property
+    def last_request_id(self) -> Optional[str]:
+        """The request id the server returned for this thread's last `predict` (or None)."""
+        return getattr(self._local, "request_id", None)
+
+    def report_outcomes(self, outcomes: Sequence[Mapping[str, object]]) -> int:
+        """Sends outcomes (`request_id`, `item_id`, `event_type`, `timestamp`) to a server
+        started with `--log-dir` (REST only); returns how many it accepted."""
+        if self.protocol != "rest":
+            raise ValueError("`report_outcomes` needs protocol 'rest' (POST /v1/outcomes)")
+        reply = self._rest("POST", "/v1/outcomes", {"outcomes": list(outcomes)})
+        return int(reply["accepted"])
 
     def metadata(self, model: str, version: Optional[int] = None, label=None) -> dict:
         """The model's SignatureDefs as JSON-style dicts, keyed by signature name."""
@@ -144,7 +172,7 @@ class Client:
     # -- helpers -------------------------------------------------------------------------------
 
     def _send_predict(
-        self, model, arrays, signature, signature_name, version, label, output_filter
+        self, model, arrays, signature, signature_name, version, label, output_filter, request_id
     ) -> dict:
         if self.protocol == "grpc":
             request = predict_pb2.PredictRequest()
@@ -153,13 +181,13 @@ class Client:
             for key, array in arrays.items():
                 request.inputs[key].CopyFrom(tensors.to_proto(array))
             request.output_filter.extend(output_filter)
-            response = self._grpc(self._predict_stub.Predict, request)
+            response = self._grpc(self._predict_stub.Predict, request, request_id)
             return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
         body = {
             "signature_name": signature_name,
             "inputs": {k: _to_json(v) for k, v in arrays.items()},
         }
-        reply = self._rest("POST", self._path(model, version, label) + ":predict", body)
+        reply = self._rest("POST", self._path(model, version, label) + ":predict", body, request_id)
         outputs = reply["outputs"]
         declared = signature.get("outputs", {})
         if not isinstance(outputs, dict) or list(outputs) == ["b64"]:
@@ -216,11 +244,15 @@ class Client:
         elif label is not None:
             spec.version_label = label
 
-    def _grpc(self, method, request):
+    def _grpc(self, method, request, request_id: Optional[str] = None):
+        metadata = ((_REQUEST_ID, request_id),) if request_id else None
         try:
-            return method(request, timeout=self.timeout_s)
+            response, call = method.with_call(request, timeout=self.timeout_s, metadata=metadata)
         except grpc.RpcError as e:
+            self._local.request_id = _metadata_value(e, _REQUEST_ID)
             raise status.ServingError(e.code().name, e.details() or "") from None
+        self._local.request_id = _metadata_value(call, _REQUEST_ID)
+        return response
 
     @staticmethod
     def _path(model, version, label) -> str:
@@ -231,9 +263,11 @@ class Client:
             path += "/labels/" + urllib.parse.quote(label, safe="")
         return path
 
-    def _rest(self, method: str, path: str, body=None):
+    def _rest(self, method: str, path: str, body=None, request_id: Optional[str] = None):
         data = None if body is None else json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if request_id:
+            headers[_REQUEST_ID] = request_id
         for attempt in range(2):
             conn = getattr(self._local, "conn", None)
             if conn is None:
@@ -246,6 +280,7 @@ class Client:
                 conn.request(method, path, body=data, headers=headers)
                 response = conn.getresponse()
                 raw = response.read()
+                self._local.request_id = response.getheader(_REQUEST_ID)
                 break
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # A keep-alive connection the server closed: retry once on a fresh one.

@@ -9,7 +9,7 @@ import grpc
 from google.protobuf import message as message_lib
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
-from tfrec.serving import limits, status, tensors
+from tfrec.serving import limits, request_id, status, tensors
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class _Handlers:
     def predict(self, raw, context):
         with self.service.track("grpc") as record:
             response = self._call(
-                lambda request: self._predict(request, record),
+                lambda request: self._predict(request, record, context),
                 raw,
                 context,
                 predict_pb2.PredictRequest,
@@ -90,9 +90,13 @@ class _Handlers:
             self.service.metrics.observe_disconnect("grpc")
         return response
 
-    def _predict(self, request, record):
+    def _predict(self, request, record, context):
         record.model = request.model_spec.name
         record.signature = request.model_spec.signature_name
+        sent = dict(context.invocation_metadata() or ()).get(request_id.HEADER)
+        rid = request_id.resolve(sent)
+        # Initial metadata reaches the client with an error status too.
+        context.send_initial_metadata(((request_id.HEADER, rid),))
         inputs = {k: tensors.from_proto(k, v, self.limits) for k, v in request.inputs.items()}
         result = self.service.predict(
             inputs=inputs,
@@ -106,6 +110,7 @@ class _Handlers:
         response.model_spec.signature_name = result.signature_name
         for key, value in result.outputs.items():
             response.outputs[key].CopyFrom(tensors.to_proto(value))
+        self.service.log_predict(rid, lambda: (request, response))
         return response
 
     def metadata(self, raw, context):

@@ -114,6 +114,12 @@ class Metrics:
             as in GetModelStatus (LOADING, AVAILABLE, END, ...).
         tfrec_serving_client_disconnects_total{protocol}: requests whose client went away
             before the answer was written.
+        tfrec_serving_log_records_written_total{kind}: records written to the log folder
+            (`kind` is `prediction` or `outcome`).
+        tfrec_serving_log_bytes_written_total{kind}: bytes those records took on disk.
+        tfrec_serving_log_records_dropped_total{kind, reason}: records not written, because
+            the writer's queue was full (`queue_full`) or writing failed (`write_error`).
+        tfrec_serving_log_files_deleted_total: finished log files deleted by retention.
 
     Each instance has its own registry, so servers in one process never share counts.
 
@@ -149,6 +155,29 @@ class Metrics:
             ["protocol"],
             registry=self.registry,
         )
+        self._log_records = prometheus_client.Counter(
+            "tfrec_serving_log_records_written",
+            "Records written to the log folder.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._log_bytes = prometheus_client.Counter(
+            "tfrec_serving_log_bytes_written",
+            "Bytes of the records written to the log folder.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._log_dropped = prometheus_client.Counter(
+            "tfrec_serving_log_records_dropped",
+            "Records not written: queue full or write error.",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        self._log_deleted = prometheus_client.Counter(
+            "tfrec_serving_log_files_deleted",
+            "Finished log files deleted by retention.",
+            registry=self.registry,
+        )
         self.registry.register(_VersionCollector(versions))
 
     def observe_request(self, model, signature, protocol, status, seconds: float) -> None:
@@ -160,6 +189,21 @@ class Metrics:
 
     def observe_disconnect(self, protocol: str) -> None:
         self._disconnects.labels(protocol).inc()
+
+    def observe_log_written(self, kind: str, size: int) -> None:
+        self._log_records.labels(kind).inc()
+        self._log_bytes.labels(kind).inc(size)
+
+    def observe_log_dropped(self, kind: str, reason: str, count: int = 1) -> None:
+        self._log_dropped.labels(kind, reason).inc(count)
+
+    def observe_log_deleted(self, files: int) -> None:
+        self._log_deleted.inc(files)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of one sample, e.g. `value("tfrec_serving_log_records_dropped_total",
+        kind="prediction", reason="queue_full")`; 0 when it was never counted."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def disconnects(self, protocol: str) -> float:
         """How many clients of `protocol` disconnected before their answer."""

@@ -1,4 +1,4 @@
-"""The REST front end: TF Serving's `/v1/models/...` status, metadata and `:predict` endpoints."""
+"""The REST front end: TF Serving's `/v1/models/...` endpoints, and tfrec's `/v1/outcomes`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import sys
 import threading
 import time
 import urllib.parse
+from typing import Optional
 
-from tfrec.serving import limits, metrics, rest_json, status
+from tfrec.serving import (
+    limits,
+    metrics,
+    outcomes,
+    prediction_log,
+    request_id,
+    rest_json,
+    status,
+)
 from tfrec.serving import service as service_lib
 
 log = logging.getLogger(__name__)
@@ -21,12 +30,14 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<action>/metadata|:predict|:classify|:regress)?$"
 )
+OUTCOMES_PATH = "/v1/outcomes"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: load tests measure the model, not TCP setup
     disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
     server: RestServer
+    _request_id: Optional[str] = None
 
     def setup(self):
         # Every read and write on the connection times out, so an idle keep-alive connection
@@ -40,6 +51,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, unknown method) as JSON, not HTML."""
         self.close_connection = True
+        self._request_id = None  # not a Predict call (e.g. a malformed request line)
         self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     def do_GET(self):
@@ -61,6 +73,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.server.enter()
+        self._request_id = None  # set for Predict calls, and returned in a header
         try:
             if self.server.stopping:
                 self.close_connection = True
@@ -96,6 +109,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     http=405,
                 )
             return 200, service.metrics.render()
+        if path == OUTCOMES_PATH:
+            return self._outcomes(method)
         match = _ROUTE.match(path)
         if match is None:
             self._discard_body()
@@ -124,6 +139,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with service.track("rest") as record:
             record.model = spec["name"]
             try:
+                self._request_id = request_id.resolve(self.headers.get(request_id.HEADER))
                 return 200, self._predict(spec, record)
             except status.ServingError as e:
                 record.status = e.code
@@ -140,17 +156,52 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 f"`signature_name`: expected a string, received {signature_name!r}"
             )
         record.signature = signature_name
-        used = []  # the SignatureDef the JSON was read with
+        used = []  # the SignatureDef the JSON was read with, and the inputs read
 
         def read_inputs(signature) -> dict:
-            used.append(signature)
-            return rest_json.parse_predict(body, signature, self.server.limits)[0]
+            inputs = rest_json.parse_predict(body, signature, self.server.limits)[0]
+            used.append((signature, inputs))
+            return inputs
 
         service = self.server.service
         result = service.predict(inputs=read_inputs, signature_name=signature_name, **spec)
+        signature, inputs = used[0]
         # Keep the SignatureDef's output order, as TF Serving does.
-        ordered = {k: result.outputs[k] for k in used[0].outputs if k in result.outputs}
+        ordered = {k: result.outputs[k] for k in signature.outputs if k in result.outputs}
+        assert self._request_id is not None  # resolved by _answer before the call
+        service.log_predict(
+            self._request_id,
+            lambda: (
+                prediction_log.request_from_arrays(
+                    spec["name"], signature_name, inputs, spec["version"], spec["label"]
+                ),
+                prediction_log.response_from_arrays(
+                    spec["name"], result.version, result.signature_name, ordered
+                ),
+            ),
+        )
         return rest_json.format_predict(ordered, "instances" in body)
+
+    def _outcomes(self, method: str):
+        """`POST /v1/outcomes`: appends the shop's reported outcomes to the log folder."""
+        if method != "POST":
+            self._discard_body()
+            raise status.ServingError(
+                "INVALID_ARGUMENT",
+                f"`method`: expected POST for {OUTCOMES_PATH!r}, received {method}",
+                http=405,
+            )
+        body = self._read_json()
+        request_log = self.server.service.request_log
+        if request_log is None:
+            raise status.ServingError(
+                "FAILED_PRECONDITION",
+                "`outcomes`: this server keeps no log; start `tfrec serve` with `--log-dir` "
+                "to record outcomes",
+            )
+        reported = outcomes.from_json(body)
+        request_log.log_outcomes(reported)
+        return 200, {"accepted": len(reported)}
 
     def _read_json(self):
         length = self.headers.get("Content-Length")
@@ -184,6 +235,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
+            if self._request_id is not None:
+                self.send_header(request_id.HEADER, self._request_id)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()

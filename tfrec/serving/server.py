@@ -13,7 +13,15 @@ from typing import Optional, Union
 
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.serving import batching, grpc_server, limits, metrics, model_store, rest_server
+from tfrec.serving import (
+    batching,
+    grpc_server,
+    limits,
+    metrics,
+    model_store,
+    request_log,
+    rest_server,
+)
 from tfrec.serving import service as service_lib
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,7 @@ class RunningServer:
     def __init__(self, store, service, grpc, grpc_port: int, rest, host: str):
         self.store = store
         self.service = service
+        self.request_log = service.request_log  # None unless logging is on
         self.batcher = service.batcher
         self.metrics = service.metrics
         self.metrics_path = rest.metrics_path  # None when monitoring is off
@@ -62,6 +71,8 @@ class RunningServer:
         grpc_done = self._grpc.stop(grace_s)  # returns at once; in-flight RPCs keep running
         self._rest.stop(grace_s)
         grpc_done.wait(grace_s + 1)
+        if self.request_log is not None:  # after the front ends: their last records count
+            self.request_log.close()
         self.store.stop()
 
     def __enter__(self) -> RunningServer:
@@ -88,6 +99,7 @@ def start(
     model_config_poll_seconds: float = 0.0,
     request_limits: Optional[limits.RequestLimits] = None,
     wait_for_models: bool = False,
+    prediction_log: Optional[config_lib.PredictionLogConfig] = None,
 ) -> RunningServer:
     """Loads the models and starts gRPC and REST in this process (port 0 picks a free port).
 
@@ -115,6 +127,8 @@ def start(
             width, string lengths, `k`, bytes, idle connection time); None: the defaults.
         wait_for_models: bool. Start even when no version folder is found, and wait for
             exports to appear. Defaults to False: nothing to serve is an error.
+        prediction_log: PredictionLogConfig or None. Log sampled Predict calls and accept
+            `POST /v1/outcomes` into a log folder; None (the default) logs nothing.
 
     Returns:
         RunningServer.
@@ -162,20 +176,32 @@ def start(
         if isinstance(params, (str, Path)):
             params = batching.parse_batching_parameters(Path(params).read_text(encoding="utf-8"))
         batcher = batching.Batcher(params or batching.BatchingParameters(), counters)
+    # Before any model loads: a misplaced key file fails in a moment, not after the loads.
+    logger = None if prediction_log is None else request_log.RequestLogger(prediction_log, counters)
     store.start()
     if not wait_for_models and not store.found_versions():
-        store.stop()
+        _stop_early(store, logger)
         raise errors.ConfigError(_nothing_to_serve(base, model_config_file, store))
-    service = service_lib.PredictionService(store, batcher, counters, request_limits)
-    grpc, bound = grpc_server.build(service, host, grpc_port, request_limits)
+    service = service_lib.PredictionService(store, batcher, counters, request_limits, logger)
+    try:
+        grpc, bound = grpc_server.build(service, host, grpc_port, request_limits)
+    except BaseException:
+        _stop_early(store, logger)
+        raise
     try:
         rest = rest_server.RestServer(service, host, rest_port, request_limits, metrics_path)
     except OSError:
         grpc.stop(0)
-        store.stop()
+        _stop_early(store, logger)
         raise
     rest.start()
     return RunningServer(store, service, grpc, bound, rest, host)
+
+
+def _stop_early(store, logger) -> None:
+    if logger is not None:
+        logger.close()
+    store.stop()
 
 
 def _nothing_to_serve(base: Path, config_file, store) -> str:
@@ -256,8 +282,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest=f"serving_{field}",
             help=f"{help_text} (`serving.{field}`, default {getattr(defaults, field)})",
         )
+    _add_log_arguments(parser)
     parser.add_argument("--warmup-iterations", type=int, default=1)
     parser.add_argument("--grace-seconds", type=float, default=10.0, help="drain time on stop")
+
+
+def _add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "prediction logging (off unless --log-dir is given; see tfrec.serving.prediction_log)"
+    )
+    group.add_argument(
+        "--log-dir",
+        help="write sampled Predict calls as PredictionLog TFRecords, and outcomes POSTed to "
+        "/v1/outcomes as JSON lines, into this folder",
+    )
+    group.add_argument(
+        "--log-sample-rate", type=float, help="share of answered Predict calls logged (default 1)"
+    )
+    group.add_argument("--log-sample-seed", type=int, help="seed of the sampler (reproducible)")
+    group.add_argument(
+        "--log-max-file-bytes", type=int, help="start a new file before this size (default 64 MiB)"
+    )
+    group.add_argument(
+        "--log-rotate-seconds",
+        type=float,
+        help="also close a file this long after opening it (default 3600)",
+    )
+    group.add_argument(
+        "--log-retention-days", type=float, help="delete finished files older than this"
+    )
+    group.add_argument(
+        "--log-max-total-bytes", type=int, help="delete the oldest files while the logs are larger"
+    )
+    group.add_argument(
+        "--log-key-file",
+        help="key of the keyed hash (HMAC-SHA256) that replaces user_id values; created (mode "
+        "0600) when missing; must lie outside --log-dir",
+    )
+    group.add_argument(
+        "--log-raw-user-ids",
+        action="store_true",
+        default=None,
+        help="log user_id values as received instead of pseudonyms",
+    )
+    group.add_argument(
+        "--log-queue-size",
+        type=int,
+        help="records waiting for the writer; more are dropped and counted (default 1024)",
+    )
+
+
+_LOG_FLAGS = {
+    "sample_rate": "log_sample_rate",
+    "sample_seed": "log_sample_seed",
+    "max_file_bytes": "log_max_file_bytes",
+    "rotate_seconds": "log_rotate_seconds",
+    "retention_days": "log_retention_days",
+    "max_total_bytes": "log_max_total_bytes",
+    "key_file": "log_key_file",
+    "raw_user_ids": "log_raw_user_ids",
+    "queue_size": "log_queue_size",
+}
+
+
+def log_config_from_args(args: argparse.Namespace) -> Optional[config_lib.PredictionLogConfig]:
+    """The prediction log settings of the `--log-*` flags; None without `--log-dir`.
+
+    Raises:
+        ConfigError: a `--log-*` flag without `--log-dir`, or an invalid value.
+    """
+    given = {
+        field: getattr(args, dest)
+        for field, dest in _LOG_FLAGS.items()
+        if getattr(args, dest, None) is not None
+    }
+    log_dir = getattr(args, "log_dir", None)
+    if log_dir is None:
+        if given:
+            flag = "--" + _LOG_FLAGS[next(iter(given))].replace("_", "-")
+            raise errors.ConfigError(f"`{flag}` needs `--log-dir` (logging is off without it)")
+        return None
+    return config_lib.PredictionLogConfig(log_dir=log_dir, **given)
 
 
 def limits_from_args(args: argparse.Namespace) -> limits.RequestLimits:
@@ -289,6 +394,7 @@ def run(args: argparse.Namespace) -> int:
         model_config_poll_seconds=args.model_config_file_poll_wait_seconds,
         request_limits=limits_from_args(args),
         wait_for_models=args.wait_for_models,
+        prediction_log=log_config_from_args(args),
     )
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -300,6 +406,13 @@ def run(args: argparse.Namespace) -> int:
         )
         if server.metrics_url:
             print(f"Prometheus metrics at {server.metrics_url}", flush=True)
+        if server.request_log is not None:
+            print(
+                f"logging {server.request_log.config.sample_rate:g} of Predict calls to "
+                f"{server.request_log.folder} (user ids: {server.request_log.scheme}); "
+                f"outcomes: POST http://{server.rest_target}/v1/outcomes",
+                flush=True,
+            )
         while not stop.wait(0.5):
             pass
         log.info("signal received: draining in-flight requests")

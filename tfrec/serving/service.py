@@ -14,6 +14,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from tfrec.serving import batching, limits, status, tensors
 from tfrec.serving import metrics as metrics_lib
+from tfrec.serving import request_log as request_log_lib
 from tfrec.serving.servable import DEFAULT_SIGNATURE
 
 _STATES = get_model_status_pb2.ModelVersionStatus.State
@@ -52,6 +53,8 @@ class PredictionService:
         metrics: Metrics or None. Where requests and batch sizes are counted; None makes one.
         request_limits: RequestLimits or None. Checked on every request's values (`k`,
             history widths, query length); None uses the defaults.
+        request_log: RequestLogger or None. Where the front ends log sampled Predict calls
+            and outcomes; None: nothing is logged.
     """
 
     def __init__(
@@ -60,11 +63,24 @@ class PredictionService:
         batcher=None,
         metrics: Optional[metrics_lib.Metrics] = None,
         request_limits: Optional[limits.RequestLimits] = None,
+        request_log: Optional[request_log_lib.RequestLogger] = None,
     ):
         self.store = store
         self.batcher = batcher
         self.metrics = metrics or metrics_lib.Metrics(store.version_states)
         self.limits = request_limits or limits.RequestLimits()
+        self.request_log = request_log
+
+    def log_predict(self, request_id: str, protos: Callable[[], tuple]) -> None:
+        """Logs an answered Predict call if logging is on and the call is sampled.
+
+        Args:
+            request_id: str. The id returned to the client.
+            protos: callable returning (PredictRequest, PredictResponse), called later on the
+                log writer's thread.
+        """
+        if self.request_log is not None and self.request_log.sampled():
+            self.request_log.log_predict(request_id, protos)
 
     def predict(
         self,
