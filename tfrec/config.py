@@ -311,7 +311,8 @@ class IndexConfig:
         nlist: int or None. Partitions (k-means centroids). None: `nlist_factor * sqrt(n)`,
             at least 1. Defaults to None.
         nlist_factor: float. Partitions per sqrt(item) when `nlist` is None. Defaults to 2.
-        nprobe: int. Partitions searched per query (clamped to nlist). Defaults to 32.
+        nprobe: int. Partitions searched per query (clamped to nlist). Defaults to 64: at 1M
+            items (nlist 2000) it kept recall@100 >= 0.95 against exact search, 32 did not.
         quantisation: str. "float32": vectors stored as they are, scores exact within the
             probed partitions. "int8": residuals to the centroid stored as int8 with one scale
             per row (a quarter of the memory). Defaults to "float32".
@@ -319,8 +320,7 @@ class IndexConfig:
             from float vectors kept by row (0: none kept, scores stay approximate).
             Ignored with "float32". Defaults to 256.
         min_items: int. With `kind` "auto", catalogs smaller than this are searched by brute
-            force.
-            Defaults to 200_000.
+            force. Defaults to 200_000.
         train_sample: int. Vectors k-means is trained on (a random sample; all when fewer).
             Defaults to 262_144.
         kmeans_iterations: int. Lloyd iterations. Defaults to 10.
@@ -330,7 +330,7 @@ class IndexConfig:
     kind: str = "auto"
     nlist: Optional[int] = None
     nlist_factor: float = 2.0
-    nprobe: int = 32
+    nprobe: int = 64
     quantisation: str = "float32"
     rescore: int = 256
     min_items: int = 200_000
