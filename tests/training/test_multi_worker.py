@@ -18,7 +18,7 @@ from tfrec.training import distribution, workers
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 _SHORT = ("train.steps_per_epoch=4", "train.epochs=2")
-# Three TensorFlow processes share 2 cores: about 3 minutes; a hang fails the test instead.
+# Three TensorFlow processes share 2 cores: 140 s idle, 333 s under load; a hang fails instead.
 _TIMEOUT = 900
 
 # The single-process run: the same two replicas as the two workers (logical devices must be
@@ -87,7 +87,9 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
     logs.append(open(tmp_path / "reference.log", "w"))
     cmd = [sys.executable, "-c", _REFERENCE, str(tmp_path / "reference"), TINY]
     cmd += ["train.distribution=mirrored", *_SHORT]
-    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+    procs.append(
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT)
+    )
     codes = _wait_all(procs)
     for f in logs:
         f.close()
@@ -105,24 +107,26 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path):
         "ckpt-2.index",
     ]
     assert not other.exists()
-    assert list((tmp_path / "tmp1").iterdir()) == []  # its temporary workdir was removed
+    # Its temporary workdir was removed (autograph leaves its own files there).
+    assert not list((tmp_path / "tmp1").glob("tfrec-worker*"))
     assert "the chief alone writes the run" in tails[str(tmp_path / "worker1.log")]
 
     # Both workers were replicas of one training.
     assert _history(chief)["replicas"] == _history(reference)["replicas"] == 2
-    # The id-only baseline has no random op in its forward pass, so the two runs compute the
-    # same sums in a different process layout: only float rounding may differ (measured: equal
-    # to the printed digits).
+    # The id-only baseline has no random op in its forward pass, so both runs compute the same
+    # sums in another process layout; only the all-reduce's summation order could change the
+    # rounding, and with two replicas it cannot (measured: bit-identical losses and recall).
     base_mw = _history(chief / "baselines" / "id_two_tower")
     base_ref = _history(reference / "baselines" / "id_two_tower")
-    assert base_mw["history"]["loss"] == pytest.approx(base_ref["history"]["loss"], rel=1e-4)
+    assert base_mw["history"]["loss"] == pytest.approx(base_ref["history"]["loss"], rel=1e-6)
     assert base_mw["best_validation_recall@50"] == pytest.approx(
         base_ref["best_validation_recall@50"], abs=1e-6
     )
     # The full model drops 10% of item ids and applies attention dropout: those draws depend on
     # how replicas map to processes (per process, each worker's graph has the same op seeds),
-    # so the runs differ like two dropout streams. Measured over 8 steps: loss within 0.5%,
-    # validation recall@50 within 0.031 (8 of 257 validation queries).
+    # so the runs differ like two dropout streams. Measured over 8 steps: first-epoch loss
+    # within 0.01%, second 0.47%, best validation recall@50 0.578 vs 0.609; the bounds are about
+    # 4x and 2x those gaps: a loose check, the baseline above is the tight one.
     mw, ref = _history(chief), _history(reference)
     assert mw["history"]["loss"] == pytest.approx(ref["history"]["loss"], rel=0.02)
     assert abs(mw["best_validation_recall@50"] - ref["best_validation_recall@50"]) <= 0.06

@@ -17,10 +17,9 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
-from tfrec.training import callbacks
+from tfrec.training import callbacks, workers
 from tfrec.training import state as state_lib
 from tfrec.training import workdir as workdir_lib
-from tfrec.training import workers
 
 # How the best epoch is chosen; defined beside the callback that applies it.
 Validation = callbacks.Validation
