@@ -118,11 +118,13 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    # Per replica: a step reads batch_size x replicas examples (over all workers of a
+    # multi_worker run), and each replica's in-batch softmax scores `batch_size` candidates.
     batch_size: int = 256
     epochs: int = 5
     learning_rate: float = 2e-3
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
-    distribution: str = "auto"  # auto | none | mirrored | multi_worker
+    distribution: str = "auto"  # auto | none | mirrored | multi_worker (cluster in TF_CONFIG)
     early_stopping_patience: int = 2
     steps_per_epoch: Optional[int] = None  # None: one pass over the training examples
     seed: int = 0

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
-from tfrec.training import callbacks
+from tfrec.training import callbacks, workers
 from tfrec.training import state as state_lib
 from tfrec.training import workdir as workdir_lib
 
@@ -82,6 +82,7 @@ def fit(
     state = state_lib.TrainingState(workdir, model, optimizer)
     state.best.assign(lowest_score)  # a restore overwrites it
     initial_epoch = state.restore()
+    workers.check_same_start(model.distribute_strategy, initial_epoch, workdir.root)
     if initial_epoch >= epochs or state.out_of_patience(validation.patience):
         state.restore_best()
         print(f"{label}: already trained ({initial_epoch} epochs), nothing to do", flush=True)

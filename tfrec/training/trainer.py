@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -15,7 +16,7 @@ from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
 from tfrec.models import builders, repeat_prior, retrieval
-from tfrec.training import distribution, tensorboard
+from tfrec.training import distribution, tensorboard, workers
 from tfrec.training import fit as fit_lib
 from tfrec.training import workdir as workdir_lib
 
@@ -92,6 +93,11 @@ def train(
 ) -> dict[str, Any]:
     """Trains one retrieval model into `workdir`, resuming from its last checkpoint.
 
+    Under `train.distribution: multi_worker` every worker calls this with the same arguments
+    and trains in step with the others; only the chief writes `workdir` and runs what follows
+    training (the repeat prior's tuning, the TensorBoard extras), the others write into a
+    temporary folder they remove (`workers.write_dir`).
+
     Args:
         config: Config. The resolved run config (written to `workdir/config.yaml` first).
         workdir: str or path-like. The run directory.
@@ -101,15 +107,28 @@ def train(
     Returns:
         A summary dict: best validation recall, epochs run, seconds, examples per second.
     """
-    wd = workdir_lib.Workdir(workdir)
-    wd.claim(config)
+    strategy = distribution.make_strategy(config.train.distribution)
+    with workers.write_dir(Path(workdir), strategy) as root:
+        return _train(config, workdir_lib.Workdir(root), prepared, kind, strategy)
+
+
+def _train(
+    config: config_lib.Config,
+    wd: workdir_lib.Workdir,
+    prepared: Optional[prepared_lib.PreparedData],
+    kind: str,
+    strategy: tf.distribute.Strategy,
+) -> dict[str, Any]:
+    chief = workers.is_chief(strategy)
+    if chief:
+        wd.claim(config)
     if prepared is None:
         prepared = prepared_lib.prepare(config)
     prepared.spec.save(wd.spec)
     tc = config.train
     policy = precision.resolve_policy(tc.precision)
+    # Every worker seeds alike: the same shuffle order is what lets each keep its own share.
     tf.keras.utils.set_random_seed(tc.seed)
-    strategy = distribution.make_strategy(tc.distribution)
     with strategy.scope():
         precision.set_policy(policy)
         model = build_model(config, prepared, kind)
@@ -119,6 +138,8 @@ def train(
         model.compile(optimizer=optimizer)
     precision.set_policy("float32")
 
+    # `train.batch_size` is per replica: a step reads batch_size x replicas examples over all
+    # workers, and each replica's in-batch softmax sees `batch_size` candidates.
     batch_size = tc.batch_size * strategy.num_replicas_in_sync
     ds = pipeline.retrieval_dataset(
         prepared.train,
@@ -131,6 +152,11 @@ def train(
         repeat=tc.steps_per_epoch is not None,
         drop_remainder=True,
     )
+    # Every worker builds the same global batches and keeps its replicas' slices of each (the
+    # examples come from memory, not files, so there is nothing to shard by file).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options)
     validation = ValidationSample(prepared)
 
     def validate(m: tf.keras.Model) -> tuple[float, dict[str, float]]:
@@ -165,6 +191,8 @@ def train(
         else None,
         "history": result.history,
     }
+    if not chief:
+        return summary  # what follows writes the run, or only feeds what does
     if result.finished_before and wd.history.is_file():
         # A resumed run with nothing left to train keeps the timing of the run that trained;
         # `epochs_run` stays 0: it describes this invocation.
