@@ -9,6 +9,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import types
 
 import pytest
@@ -195,3 +197,19 @@ def test_an_export_is_refused_while_stable_names_a_removed_version(run, labelled
     assert writer.versions(labelled_export / "tfrec") == [2]
     promote.promote(labelled_export, ["tfrec"])  # the way out: stable to a version that exists
     assert labels.load(labelled_export).models["tfrec"] == {"stable": 2, "canary": 2}
+
+
+def test_promote_and_rollback_start_without_tensorflow(tmp_path):
+    # What an operator runs during an incident must not wait seconds for TensorFlow to load.
+    for version in (1, 2):
+        (tmp_path / "m" / str(version)).mkdir(parents=True)
+        (tmp_path / "m" / str(version) / "saved_model.pb").write_bytes(b"pb")
+    code = (
+        "import sys; from tfrec import cli; "
+        f"codes = [cli.main([c, '--export-dir', {str(tmp_path)!r}]) for c in ('promote', 'rollback')]; "
+        "print(codes, 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["m: stable 1 -> 2", "m: stable 2 -> 1", "[0, 0] False"], (
+        done.stdout + done.stderr
+    )
