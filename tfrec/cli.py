@@ -163,6 +163,110 @@ def _add_export_commands(sub) -> None:
     rec.set_defaults(func=cmd_recommend)
 
 
+def cmd_promote(args) -> int:
+    from tfrec.pipelines import promote as run
+
+    if args.command == "promote":
+        moved = run.promote(
+            args.export_dir, args.model, args.version, args.require_gate, why=args.why
+        )
+    else:
+        moved = run.rollback(args.export_dir, args.model, args.to, why=args.why)
+    for m in moved:
+        if m["moved"]:
+            print(f"{m['model']}: {m['label']} {m['from']} -> {m['to']}")
+        else:
+            print(f"{m['model']}: {m['label']} already names version {m['to']}, nothing moved")
+    return 0
+
+
+def cmd_gate_infra(args) -> int:
+    from tfrec.pipelines import infra_gate
+
+    # Flags left unset keep the pipeline's defaults (named in --help): the parser must not
+    # import the gate, which loads TensorFlow, for `promote` and `rollback`.
+    given = {"budget_ms": args.budget_ms, "requests": args.requests}
+    verdict = infra_gate.run(
+        args.export_dir,
+        args.model,
+        args.version,
+        out=args.out,
+        ready_timeout_s=args.ready_timeout_s,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    for e in verdict["models"]:
+        timing = f"p50 {e['p50_ms']:.2f} ms, p99 {e['p99_ms']:.2f} ms, " if "p99_ms" in e else ""
+        result = "passed" if e["passed"] else "FAILED: " + "; ".join(e["reasons"])
+        print(
+            f"{e['model']} version {e['version']}: {timing}{e.get('errors', 0)} errors, "
+            f"budget {verdict['budget_ms']:g} ms: {result}"
+        )
+    print(f"wrote {verdict['out']}")
+    return 0 if verdict["passed"] else 1
+
+
+def _add_label_commands(sub) -> None:
+    why = "reason recorded in the label history (labels.json)"
+    model = "model to move, repeatable (default: every labelled model of the export)"
+    pro = sub.add_parser(
+        "promote", help="move the `stable` label of exported models to their `canary` version"
+    )
+    pro.add_argument("--export-dir", required=True, help="the folder `tfrec export` wrote")
+    pro.add_argument("--model", action="append", default=[], help=model)
+    pro.add_argument("--version", type=int, help="version to promote (default: the canary)")
+    pro.add_argument(
+        "--require-gate",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="gate verdict (`tfrec gate infra`) that must have passed each promoted model and "
+        "version (repeatable)",
+    )
+    pro.add_argument("--why", default="", help=why)
+    pro.set_defaults(func=cmd_promote)
+    back = sub.add_parser(
+        "rollback", help="move the `stable` label back to the version it named before"
+    )
+    back.add_argument("--export-dir", required=True, help="the folder `tfrec export` wrote")
+    back.add_argument("--model", action="append", default=[], help=model)
+    back.add_argument("--to", type=int, help="version to move to (default: from the history)")
+    back.add_argument("--why", default="", help=why)
+    back.set_defaults(func=cmd_promote)
+    gate = sub.add_parser("gate", help="checks before a version is promoted, as JSON verdicts")
+    gate_sub = gate.add_subparsers(dest="gate_command", required=True)
+    infra = gate_sub.add_parser(
+        "infra",
+        help="serve versions with `tfrec serve`, replay their warmup requests, check errors "
+        "and p99 latency against a budget; exit code 1 when it fails",
+    )
+    infra.add_argument("--export-dir", required=True, help="the folder `tfrec export` wrote")
+    infra.add_argument(
+        "--model", action="append", default=[], help="model to gate, repeatable (default: all)"
+    )
+    infra.add_argument("--version", type=int, help="version to gate (default: each canary)")
+    infra.add_argument(
+        "--budget-ms",
+        type=float,
+        help="largest p99 latency (ms) that passes, one sequential client (default 250, "
+        "`infra_gate.DEFAULT_BUDGET_MS`)",
+    )
+    infra.add_argument(
+        "--requests",
+        type=int,
+        help="timed requests per model, cycling through its warmup records (default 50)",
+    )
+    infra.add_argument(
+        "--out", help="verdict file (default: <export-dir>/gates/infra-<version>.json)"
+    )
+    infra.add_argument(
+        "--ready-timeout-s",
+        type=float,
+        default=300.0,
+        help="longest wait for the server to load the versions (default %(default)g)",
+    )
+    infra.set_defaults(func=cmd_gate_infra)
+
+
 def cmd_compress(args) -> int:
     from tfrec.pipelines import compress as run
 
@@ -463,6 +567,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=cmd_evaluate)
     _add_export_commands(sub)
+    _add_label_commands(sub)
     comp = sub.add_parser(
         "compress",
         help="pruned, QAT and int8 variants with a size/quality/"
@@ -527,7 +632,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 
 # Commands that never import TensorFlow: they start in a fraction of a second.
-_LIGHT_COMMANDS = ("data",)
+_LIGHT_COMMANDS = ("data", "promote", "rollback")
 # Commands that read TensorFlow files but build no model: KerasNLP is not imported up front.
 _NO_MODEL_COMMANDS = ("logs",)
 

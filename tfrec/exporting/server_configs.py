@@ -10,7 +10,7 @@ from typing import Optional
 from google.protobuf import text_encoding
 
 from tfrec import errors
-from tfrec.exporting import writer
+from tfrec.exporting import labels, writer
 
 BATCHING_PARAMETERS = """\
 # TF Serving batching parameters (text proto) for `tensorflow_model_server --enable_batching
@@ -46,58 +46,87 @@ def check_base_prefix(base_prefix: Optional[str]) -> Optional[str]:
     return base_prefix
 
 
-def models_config(export_dir: os.PathLike | str, base_prefix: Optional[str] = None) -> str:
-    """A ModelServerConfig for every model folder under `export_dir` that holds versions.
+def models_config(
+    export_dir: os.PathLike | str,
+    base_prefix: Optional[str] = None,
+    state: Optional[labels.LabelState] = None,
+) -> str:
+    """A ModelServerConfig for every labelled model folder under `export_dir`.
 
-    Each model serves its two newest versions, labelled `canary` (newest) and `stable` (the
-    one before; the newest when there is only one), so a new export can take a share of
-    traffic by label before it becomes stable. Labels name only versions found complete on
-    disk. Base paths are absolute, as tensorflow_model_server needs: `<export_dir>/<name>`
-    by default, or `<base_prefix>/<name>` for a server that mounts the folder elsewhere (e.g.
-    `/models` in a container); `tfrec serve` falls back to the model folder beside the
-    config file when a configured path does not exist.
+    Each model serves exactly the versions its labels `stable` and `canary` name, plus the
+    version `tfrec rollback` would move `stable` back to (kept loaded so a rollback moves the
+    label to an available version at once), with a `specific` version policy: a labelled
+    version is never unloaded. Labels come from the label state (`labels.json`); a label
+    naming a version that is not complete on disk (a folder removed by hand) is left out, as
+    tensorflow_model_server refuses a label of a version it cannot load. Base paths are
+    absolute, as tensorflow_model_server needs: `<export_dir>/<name>` by default, or
+    `<base_prefix>/<name>` for a server that mounts the folder elsewhere (e.g. `/models` in a
+    container); `tfrec serve` falls back to the model folder beside the config file when a
+    configured path does not exist.
 
     Args:
         export_dir: path. The folder of model folders the config describes.
         base_prefix: str or None. The folder's absolute path as the server sees it; None: the
             absolute path of `export_dir` here.
+        state: LabelState or None. The labels; None: `export_dir`'s `labels.json`, with model
+            folders it does not know adopted (`labels.adopt`, not saved).
     """
     export_dir = Path(export_dir)
     prefix = check_base_prefix(base_prefix) or str(export_dir.resolve())
+    if state is None:
+        state = labels.load(export_dir)
+        labels.adopt(state, export_dir)
     blocks = []
-    for child in sorted(export_dir.iterdir()) if export_dir.is_dir() else []:
-        found = writer.versions(child)
-        if not child.is_dir() or not found:
+    for name in sorted(state.models):
+        found = writer.versions(export_dir / name)
+        served = [v for v in state.served_versions(name) if v in found]
+        if not served:
             continue
-        newest = found[-1]
-        stable = found[-2] if len(found) > 1 else newest
-        base_path = text_encoding.CEscape(f"{prefix.rstrip('/')}/{child.name}", as_utf8=True)
+        base_path = text_encoding.CEscape(f"{prefix.rstrip('/')}/{name}", as_utf8=True)
+        named = state.labels(name)
         blocks.append(
             "  config {\n"
-            f'    name: "{text_encoding.CEscape(child.name, as_utf8=True)}"\n'
+            f'    name: "{text_encoding.CEscape(name, as_utf8=True)}"\n'
             f'    base_path: "{base_path}"\n'
             '    model_platform: "tensorflow"\n'
-            "    model_version_policy { latest { num_versions: 2 } }\n"
-            f'    version_labels {{ key: "stable" value: {stable} }}\n'
-            f'    version_labels {{ key: "canary" value: {newest} }}\n'
-            "  }\n"
+            "    model_version_policy { specific { "
+            + " ".join(f"versions: {v}" for v in served)
+            + " } }\n"
+            + "".join(
+                f'    version_labels {{ key: "{label}" value: {named[label]} }}\n'
+                for label in labels.LABELS
+                if named.get(label) in found
+            )
+            + "  }\n"
         )
     header = (
-        "# Written by `tfrec export`: every model folder here, its two newest versions served,\n"
-        "# labelled stable (previous) and canary (newest). Rewritten on every export, after all\n"
-        "# models' new versions are in place.\n"
+        "# Written by `tfrec export`, `tfrec promote` and `tfrec rollback` from labels.json (the\n"
+        "# label state and its history): each model serves its `stable` and `canary` versions and\n"
+        "# the version a rollback returns to. Edit labels with those commands, not here.\n"
     )
     return header + "model_config_list {\n" + "".join(blocks) + "}\n"
 
 
-def write(export_dir: os.PathLike | str, base_prefix: Optional[str] = None) -> None:
+def write_models_config(
+    export_dir: os.PathLike | str, base_prefix: Optional[str], state: labels.LabelState
+) -> None:
+    """(Re)writes models.config from `state` atomically."""
+    export_dir = Path(export_dir)
+    _write_readable(export_dir / "models.config", models_config(export_dir, base_prefix, state))
+
+
+def write(
+    export_dir: os.PathLike | str,
+    base_prefix: Optional[str] = None,
+    state: Optional[labels.LabelState] = None,
+) -> None:
     """(Re)writes models.config, batching_parameters.txt and monitoring.config atomically.
 
     Each file is written to a temporary file and renamed over the old one, so a server
     re-reading it sees the old or the new content, never a part.
     """
     export_dir = Path(export_dir)
-    text = models_config(export_dir, base_prefix)
+    text = models_config(export_dir, base_prefix, state)
     _write_readable(export_dir / "models.config", text)
     _write_readable(export_dir / "batching_parameters.txt", BATCHING_PARAMETERS)
     _write_readable(export_dir / "monitoring.config", MONITORING)

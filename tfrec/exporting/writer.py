@@ -18,11 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Optional
 
-import tensorflow as tf
-
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.exporting import warmup
 
 ASSETS_EXTRA = "assets.extra"
 TFREC_ASSETS = "assets.extra/tfrec"  # resolved config, feature spec, item index, export.json
@@ -33,6 +30,7 @@ TMP_PREFIX = ".tfrec-tmp-"  # a version being written: `<model>/.tfrec-tmp-<vers
 JOURNAL = ".tfrec-commit.json"  # the renames of a commit in progress
 LOCK = ".tfrec-export.lock"  # held by the export writing to the folder
 SERVER_CONFIG_FILES = ("models.config", "batching_parameters.txt", "monitoring.config")
+LABELS_FILE = "labels.json"  # the label state (`tfrec.exporting.labels`)
 
 
 def versions(model_dir: os.PathLike | str) -> list[int]:
@@ -121,8 +119,8 @@ def export_lock(export_dir: os.PathLike | str) -> Iterator[Path]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise errors.ConfigError(
-                f"`--export-dir` {str(export_dir)!r} is being written by another export "
-                f"(it holds `{LOCK}`); expected one export at a time"
+                f"`--export-dir` {str(export_dir)!r} is being written by another export, "
+                f"promote or rollback (it holds `{LOCK}`); expected one at a time"
             ) from None
         try:
             yield export_dir
@@ -206,7 +204,8 @@ def recover(export_dir: os.PathLike | str) -> dict:
                     shutil.rmtree(tmp)
                     removed.append(str(tmp))
         elif child.is_file() and any(
-            child.name.startswith(f".{name}.") for name in (*SERVER_CONFIG_FILES, JOURNAL)
+            child.name.startswith(f".{name}.")
+            for name in (*SERVER_CONFIG_FILES, LABELS_FILE, JOURNAL)
         ):
             # `config.write_text_atomic`'s temporary files: `.<name>.<random>`.
             child.unlink()
@@ -236,6 +235,12 @@ def save_module(
         index: ItemIndex or None. Saved under assets.extra/tfrec/ (titles, vectors).
         info: dict or None. Written as assets.extra/tfrec/export.json.
     """
+    # Imported here so that `tfrec promote` and `tfrec rollback`, which use this module's
+    # folder layout and lock but write no model, start without loading TensorFlow (seconds).
+    import tensorflow as tf
+
+    from tfrec.exporting import warmup
+
     signatures = module.signatures()
     tf.saved_model.save(module, str(path), signatures=signatures)
     extra = path / TFREC_ASSETS

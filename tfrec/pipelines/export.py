@@ -14,7 +14,7 @@ from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import add_items as add_items_lib
 from tfrec.exporting import index as index_lib
-from tfrec.exporting import server_configs, signatures, warmup, writer
+from tfrec.exporting import labels, server_configs, signatures, warmup, writer
 
 if TYPE_CHECKING:
     pass
@@ -90,8 +90,10 @@ def export(
     2. write every model's version into a temporary folder;
     3. once all are complete, rename them into place (a journal lets the next export finish
        renames cut short);
-    4. then rewrite models.config (its labels name only versions on disk),
-       batching_parameters.txt and monitoring.config, each atomically.
+    4. then label the new version `canary` in `labels.json` (and `stable` too on a model's
+       first export; otherwise `stable` stays until `tfrec promote`), and rewrite
+       models.config from it, batching_parameters.txt and monitoring.config, each
+       atomically.
 
     Args:
         workdir: path. A trained run.
@@ -130,9 +132,12 @@ def export(
         config = config_lib.with_overrides(trained.config, overrides, ("index",))
         trained = dataclasses.replace(trained, config=config)
     with writer.export_lock(export_dir):
-        if writer.recover(export_dir)["committed"]:
-            server_configs.write(export_dir, base_prefix)  # the finished commit's versions
+        state, changed = labels.recovered(export_dir)
+        if changed:  # a finished commit's versions, or labels adopted from an older export
+            labels.save(export_dir, state)
+            server_configs.write(export_dir, base_prefix, state)
         return _export_locked(
+            state,
             workdir,
             export_dir,
             trained,
@@ -146,6 +151,7 @@ def export(
 
 
 def _export_locked(
+    state: labels.LabelState,
     workdir,
     export_dir: Path,
     trained: Trained,
@@ -161,6 +167,10 @@ def _export_locked(
     names += [f"{model_name}_{v}" for v in variants]
     version = writer.next_version(export_dir, names) if version is None else version
     writer.check_version(version, export_dir, names)
+    for name in names:
+        if labels.STABLE in state.labels(name):
+            # The new version only becomes canary: `stable` must keep naming a version.
+            labels.check_version(export_dir, name, state.labels(name)[labels.STABLE], labels.STABLE)
     catalog = trained.catalog
     if add_items is not None:
         catalog = _with_new_items(trained, export_dir / model_name, add_items)
@@ -188,7 +198,12 @@ def _export_locked(
     for variant, source in variants.items():
         fills[f"{model_name}_{variant}"] = functools.partial(writer.copy_saved_model, source)
     written = writer.write_versions(export_dir, version, fills)
-    server_configs.write(export_dir, base_prefix)
+    # The label state first, then models.config rendered from it: a process killed between
+    # the two leaves labels.json ahead, and the next export, promote or rollback renders it.
+    labels.record_export(state, names, version, f"tfrec export --workdir {workdir}")
+    state.base_prefix = base_prefix
+    labels.save(export_dir, state)
+    server_configs.write(export_dir, base_prefix, state)
     return {
         "version": version,
         "models": {k: str(v) for k, v in written.items()},
