@@ -14,8 +14,8 @@ first 80%. Five scorers rank the whole catalog for every query:
 Metrics follow `evaluation.protocol` (full catalog, pessimistic ties); every scorer is compared
 with BM25 on the same queries by a paired bootstrap (`evaluation.significance.compare`, 95%
 interval, Holm over the two metrics). Embeddings are cached under `<output>/cache`, so a rerun
-only scores. Cost on 2 shared CPU cores: about 3,000 reviews and 6,000 short queries to embed
-once (minutes); the lexical scorers and the evaluation take seconds.
+only scores. Cost on the musical-instruments set, 2 busy CPU cores: 9 min the first time
+(2,587 reviews, 719 item texts and 5,742 short queries to embed), 37 s on a rerun.
 """
 
 from __future__ import annotations
