@@ -1,9 +1,12 @@
 """The search benchmark's builder: what becomes item text and what becomes a query."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from tfrec.data import amazon_reviews
 from tfrec.evaluation.search import benchmark
 
 DAY = 86400
@@ -67,3 +70,20 @@ def test_bad_arguments_and_empty_builds_are_refused():
     with pytest.raises(ValueError, match=r"received 2 items and 0 queries"):
         benchmark.build(reviews_table(), min_query_words=9)
     assert np.asarray(benchmark.review_text("", "body")) == "body"
+
+
+SHARED = (
+    Path(__file__).resolve().parents[4]
+    / "shared/data/amazon-musical-instruments-5core-2014/reviews.csv.gz"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_file(), reason="the shared Amazon review file is not here")
+def test_the_musical_instruments_build():
+    sset = benchmark.build(amazon_reviews.read_reviews(SHARED))
+    assert sset.summary() == {
+        "items": 719, "text_reviews": 2_587, "queries": 5_742,
+        "cutoff_utc": "2012-08-02T04:48:00",
+    }  # fmt: skip
+    assert set(sset.query_records).isdisjoint(sset.review_records)
