@@ -294,6 +294,46 @@ def cmd_bench_serving(args) -> int:
     return bench.main(args)
 
 
+def cmd_bench_search(args) -> int:
+    from tfrec.pipelines import bench_search as bench
+
+    bench.run(
+        args.config,
+        args.output,
+        overrides=args.set,
+        path=args.path,
+        preset=args.preset,
+        max_length=args.max_length,
+        max_queries=args.max_queries,
+    )
+    return 0
+
+
+def _add_bench_search_command(bench_sub) -> None:
+    search = bench_sub.add_parser(
+        "search",
+        help="search quality (Recall@10, MRR, paired 95%% CIs against BM25) on Amazon reviews: "
+        "BM25, TF-IDF, frozen MiniLM (concatenated text, best review) and their fusion",
+    )
+    _add_config_args(search)
+    search.add_argument("--path", help="the Amazon review CSV (default: the config's data.path)")
+    search.add_argument(
+        "--preset", default="default", help="text model preset folder (default: the MiniLM)"
+    )
+    search.add_argument(
+        "--max-length", type=int, default=128, help="tokens per text for MiniLM (default 128)"
+    )
+    search.add_argument(
+        "--max-queries", type=int, help="score a fixed random subset of the queries (quick runs)"
+    )
+    search.add_argument(
+        "--output",
+        default="bench-results/search",
+        help="folder for search.json, search.md and cache/ (embeddings reused by a rerun)",
+    )
+    search.set_defaults(func=cmd_bench_search)
+
+
 def _add_bench_commands(sub) -> None:
     # The flags and `--set` override the config's `bench:` section; the help shows its defaults.
     defaults = config_lib.BenchConfig()
@@ -338,6 +378,7 @@ def _add_bench_commands(sub) -> None:
         help="folder for serving.json (results and the config used) and serving.md",
     )
     serving.set_defaults(func=cmd_bench_serving)
+    _add_bench_search_command(bench_sub)
 
 
 def cmd_results(args) -> int:

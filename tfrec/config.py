@@ -145,6 +145,7 @@ class EvalConfig:
         "ease",
         "als",
         "hybrid",
+        "tfidf",
         "id_two_tower",
     )
     max_examples: Optional[int] = None  # cap on test examples (None: all)

@@ -84,3 +84,20 @@ def test_shared_file_through_the_config():
     assert ds.interactions["user_id"].nunique() == 1_429
     assert ds.items["item_id"].nunique() == 900
     assert (ds.items["title"] != "").sum() > 700  # most items were reviewed before 2014
+
+
+def test_read_reviews_keeps_every_review_apart(write):
+    reviews = amazon_reviews.read_reviews(_file(write))
+    assert reviews["record"].tolist() == [0, 1, 2, 3, 4]
+    assert reviews["item_id"].tolist() == ["A", "A", "B", "A", "C"]
+    assert reviews.loc[0, "summary"] == "great strings"
+    assert reviews.loc[0, "text"] == "Bright tone, lasts long"
+    assert reviews["timestamp"].tolist()[-1] == T0 + 10 * DAY
+
+
+def test_read_reviews_names_row_and_field_of_an_empty_item(write):
+    rows = [*ROWS[:2], f'U1,,"Ann",3.0,ok,"Works",0,0,{T0},"x"']
+    with pytest.raises(errors.DataError, match=r"row 4, field `asin`: expected a value"):
+        amazon_reviews.read_reviews(_file(write, rows))
+    with pytest.raises(errors.DataError, match=r"expected an existing file"):
+        amazon_reviews.read_reviews(write("x.csv", [HEADER]).parent / "missing.csv")

@@ -118,6 +118,53 @@ def load(
     return schema.Dataset("amazon-reviews", interactions, items, users, report)
 
 
+def read_reviews(path: os.PathLike | str, max_field_size: int = textfile.MAX_FIELD_SIZE):
+    """Every review of an Amazon review CSV with its text, one row per data record.
+
+    For text benchmarks that need each review apart (`load` keeps only the item text built
+    from them). Records are kept as written, none dropped or reordered; `record` is the 0-based
+    data record (`textfile.line_of` maps it to the file's row), so a review can be traced back.
+
+    Args:
+        path: str. A `.csv` or `.csv.gz` with the columns COLUMNS.
+        max_field_size: int. Most characters one field may hold.
+
+    Returns:
+        pd.DataFrame with `record` (int64), `user_id`, `item_id`, `summary`, `text` (str) and
+        `timestamp` (int64 unix seconds).
+
+    Raises:
+        errors.DataError: the file is missing, lacks a column, or holds an empty reviewerID or
+            asin or a malformed time (naming row and field).
+    """
+    path = Path(path)
+    raw = textfile.read_table(path, _CSV, max_field_size=max_field_size)
+    fields.require_columns(raw, COLUMNS, path)
+    seconds = fields.parse_numbers(
+        raw["unixReviewTime"], path, "unixReviewTime", _CSV, "unix seconds like 1393545600"
+    )
+    for name, bad in (
+        ("unixReviewTime", np.isnan(seconds)),
+        ("reviewerID", (raw["reviewerID"].str.strip() == "").to_numpy()),
+        ("asin", (raw["asin"].str.strip() == "").to_numpy()),
+    ):
+        if bad.any():
+            row = textfile.line_of(path, int(np.argmax(bad)), _CSV)
+            raise errors.DataError(
+                "expected a value, received none", path=path, row=row, field=name
+            )
+    return pd.DataFrame(
+        {
+            "record": np.arange(len(raw), dtype=np.int64),
+            "user_id": raw["reviewerID"].str.strip().to_numpy(dtype=object),
+            "item_id": raw["asin"].str.strip().to_numpy(dtype=object),
+            "summary": raw["summary"].str.strip().to_numpy(dtype=object),
+            "text": raw["reviewText"].str.strip().to_numpy(dtype=object),
+            "timestamp": np.nan_to_num(seconds).astype(np.int64),
+        }
+    )
+
+
 def item_text(reviews: pd.DataFrame, item_ids: np.ndarray, until: Optional[int]) -> pd.DataFrame:
     """One catalog row per item, its text from the reviews with `timestamp < until`.
 

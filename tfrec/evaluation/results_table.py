@@ -36,6 +36,7 @@ LABELS = {
     "ease": "EASE",
     "als": "ALS",
     "hybrid": "hybrid buy again + item-kNN",
+    "tfidf": "TF-IDF text (cosine to the user's items)",
     "control_new_random": "control: new items first, random order",
     "control_newest_first": "control: new items first, newest first",
 }

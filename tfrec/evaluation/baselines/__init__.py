@@ -16,6 +16,7 @@ from tfrec.evaluation.baselines import (
     most_popular,
     scoring,
     session_knn,
+    tfidf,
     tuning,
 )
 from tfrec.evaluation.baselines.als import ALSBaseline
@@ -26,6 +27,7 @@ from tfrec.evaluation.baselines.inputs import Queries, Window
 from tfrec.evaluation.baselines.item_knn import ItemKNN
 from tfrec.evaluation.baselines.most_popular import MostPopular
 from tfrec.evaluation.baselines.session_knn import SessionKNN
+from tfrec.evaluation.baselines.tfidf import TfidfBaseline
 from tfrec.evaluation.baselines.tuning import TunedBaseline, tuned_scorers
 
 ScoreFn = scoring.ScoreFn
@@ -40,6 +42,7 @@ __all__ = [
     "Queries",
     "ScoreFn",
     "SessionKNN",
+    "TfidfBaseline",
     "TunedBaseline",
     "Window",
     "als",
@@ -51,6 +54,7 @@ __all__ = [
     "most_popular",
     "scoring",
     "session_knn",
+    "tfidf",
     "tuned_scorers",
     "tuning",
 ]
