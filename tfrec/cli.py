@@ -90,6 +90,14 @@ def cmd_update(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    from tfrec.pipelines import replay as run
+
+    cfg = config_lib.load(args.config, args.set)
+    run.replay(cfg, args.months, args.workdir)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from tfrec.pipelines import evaluate as run
 
@@ -440,6 +448,15 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
         help="change an update setting, e.g. --set update.epochs=3 (repeatable)",
     )
     upd.set_defaults(func=cmd_update)
+
+    rep = sub.add_parser(
+        "replay",
+        help="month by month: a never-updated, a monthly-updated and a monthly-retrained model",
+    )
+    _add_config_args(rep)
+    rep.add_argument("--months", type=int, default=2, help="months to replay (default 2)")
+    rep.add_argument("--workdir", required=True, help="folder for the runs, JSON and PNG")
+    rep.set_defaults(func=cmd_replay)
 
     ev = sub.add_parser("evaluate", help="full-catalog evaluation against baselines")
     ev.add_argument("--workdir", required=True)
