@@ -37,6 +37,7 @@ _FILES = (
     "ranking/heads.json",
     "ranking/blend.json",
     "ranking/history.json",
+    "update.json",  # what `tfrec update` did, and ids it retired (rows kept)
 )
 _DIRS = ("spec", "best", "ranking/best", "baselines/id_two_tower/best")
 _DATA = ("interactions", "items", "users")
@@ -92,7 +93,12 @@ def _catalog(dataset: schema.Dataset, train_end: int) -> pd.DataFrame:
     return catalog
 
 
-def publish(run: PathLike, config: config_lib.Config, prepared: prepared_lib.PreparedData) -> Path:
+def publish(
+    run: PathLike,
+    config: config_lib.Config,
+    prepared: prepared_lib.PreparedData,
+    provenance: Optional[dict[str, Any]] = None,
+) -> Path:
     """Writes `<run>/artifact/` from a trained run, replacing any earlier one whole.
 
     The artifact holds the resolved config, the vocabularies, the towers' and the ranker's best
@@ -100,6 +106,14 @@ def publish(run: PathLike, config: config_lib.Config, prepared: prepared_lib.Pre
     evaluated on (so no later step reads the source files), the catalog as the model knows it,
     the split boundaries and a fingerprint of the data. It is built in a temporary sibling and
     renamed in, so a reader never sees half of one.
+
+    Args:
+        run: path. The run folder.
+        config: Config. Its resolved config.
+        prepared: PreparedData. The data it trained on.
+        provenance: dict or None. Where the model came from when not trained from scratch
+            (`tfrec update`: the artifact it warm-started from), under `artifact.json`'s
+            `provenance`.
 
     Returns:
         Path of the artifact.
@@ -141,6 +155,8 @@ def publish(run: PathLike, config: config_lib.Config, prepared: prepared_lib.Pre
         "split": split.report(),
         "has_ranker": (tmp / "ranking" / "best").is_dir(),
     }
+    if provenance is not None:
+        manifest["provenance"] = provenance
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     old = run / f".{DIRNAME}.old-{os.getpid()}"
     if final.exists():

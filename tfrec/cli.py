@@ -73,6 +73,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_update(args) -> int:
+    from tfrec.pipelines import update as run
+
+    def call():
+        return run.update(
+            args.artifact, args.events, args.workdir, items=args.items, overrides=args.set
+        )
+
+    if not args.json:
+        call()
+        return 0
+    with console.stdout_for_json() as stdout:
+        result = call()
+    print(json.dumps(result, indent=2, default=str), file=stdout)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from tfrec.pipelines import replay as run
+
+    cfg = config_lib.load(args.config, args.set)
+    run.replay(cfg, args.months, args.workdir)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from tfrec.pipelines import evaluate as run
 
@@ -595,6 +620,38 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
     train.add_argument("--no-baselines", action="store_true", help="skip the id-only two-tower")
     train.set_defaults(func=cmd_train)
+
+    upd = sub.add_parser(
+        "update", help="warm-start a trained model on a new window of events (a new artifact)"
+    )
+    upd.add_argument("--artifact", required=True, help="model artifact, or a run holding one")
+    upd.add_argument(
+        "--events",
+        required=True,
+        help="CSV/Parquet of new events: user_id,item_id,timestamp[,event_type,value,quantity,price]",
+    )
+    upd.add_argument("--workdir", required=True, help="new run folder for the updated model")
+    upd.add_argument(
+        "--items", help="CSV/Parquet of new or changed items: item_id[,title,description,...]"
+    )
+    upd.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    upd.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="update.KEY=VALUE",
+        help="change an update setting, e.g. --set update.epochs=3 (repeatable)",
+    )
+    upd.set_defaults(func=cmd_update)
+
+    rep = sub.add_parser(
+        "replay",
+        help="month by month: a never-updated, a monthly-updated and a monthly-retrained model",
+    )
+    _add_config_args(rep)
+    rep.add_argument("--months", type=int, default=2, help="months to replay (default 2)")
+    rep.add_argument("--workdir", required=True, help="folder for the runs, JSON and PNG")
+    rep.set_defaults(func=cmd_replay)
 
     ev = sub.add_parser("evaluate", help="full-catalog evaluation against baselines")
     ev.add_argument("--workdir", required=True)

@@ -404,6 +404,26 @@ class BenchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+    """`tfrec update`: warm-starting a trained model on a new window of events.
+
+    Read from the trained model's config; `--set update.*` changes it for one update. It never
+    changes the model's architecture, so the updated artifact keeps the same config.
+    """
+
+    epochs: int = 2  # epochs of the towers on the new window (early stopping as in training)
+    # Old-window training examples replayed per new-window example, sampled uniformly: keeps
+    # the towers from forgetting the items and users the new window does not mention.
+    replay_ratio: float = 0.5
+    # The last share of the new window (in time) that picks the best epoch and tunes the
+    # repeat prior; the towers do not train on it, as in a full run's validation window.
+    validation_fraction: float = 0.2
+    # Ids with no event in this many days before the end of the new window are marked retired
+    # (`retired.json`); their rows stay, so no index shifts. None: nothing is retired.
+    retire_after_days: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -418,6 +438,7 @@ class Config:
     index: IndexConfig = IndexConfig()
     bench: BenchConfig = BenchConfig()
     compression: CompressionConfig = CompressionConfig()
+    update: UpdateConfig = UpdateConfig()
 
 
 def _strip_optional(tp):
@@ -675,6 +696,26 @@ def check(config: Config) -> None:
         value = getattr(compression, name)
         if not 0 <= value <= 1:
             raise errors.ConfigError(f"`compression.{name}` must be in [0, 1], received {value!r}")
+    _check_update(config.update)
+
+
+def _check_update(update: UpdateConfig) -> None:
+    if isinstance(update.epochs, bool) or not isinstance(update.epochs, int) or update.epochs < 1:
+        raise errors.ConfigError(f"`update.epochs` must be an int >= 1, received {update.epochs!r}")
+    if not update.replay_ratio >= 0:
+        raise errors.ConfigError(
+            f"`update.replay_ratio` must be >= 0, received {update.replay_ratio!r}"
+        )
+    if not 0 < update.validation_fraction < 1:
+        raise errors.ConfigError(
+            "`update.validation_fraction` must lie in (0, 1), "
+            f"received {update.validation_fraction!r}"
+        )
+    days = update.retire_after_days
+    if days is not None and not days > 0:
+        raise errors.ConfigError(
+            f"`update.retire_after_days` must be > 0 or null, received {days!r}"
+        )
 
 
 def dump(config: Config) -> str:

@@ -62,7 +62,7 @@ def load(
         )
     rules = cleaning.Rules() if rules is None else rules
     path = _resolve(csv.interactions, base_dir)
-    frame, fmt = _read_any(path, rules.max_field_size)
+    frame, fmt = read_any(path, rules.max_field_size)
     report = schema.CleaningReport(source=str(path), rows_read=len(frame))
     cleaner = cleaning.Cleaner(report, frame.index, path, fmt, rules)
     for field in ("user_id", "item_id", "timestamp"):
@@ -189,7 +189,7 @@ def _catalog(
     catalog_fmt: Optional[textfile.TextFormat]
     if csv.catalog:
         path = _resolve(csv.catalog, base_dir)
-        source, catalog_fmt = _read_any(path, max_field_size)
+        source, catalog_fmt = read_any(path, max_field_size)
         wanted = [csv.item_id] + [getattr(csv, f) for f in TEXT_FIELDS if getattr(csv, f)]
         fields.require_columns(source, wanted, path)
         source = source.assign(**{csv.item_id: source[csv.item_id].str.strip()})
@@ -242,9 +242,8 @@ def _resolve(name: str, base_dir: Optional[os.PathLike | str]) -> Path:
     return path
 
 
-def _read_any(
-    path: Path, max_field_size: int
-) -> tuple[pd.DataFrame, Optional[textfile.TextFormat]]:
+def read_any(path: Path, max_field_size: int) -> tuple[pd.DataFrame, Optional[textfile.TextFormat]]:
+    """A CSV, TSV or Parquet file as str columns ("" where empty) and its text layout."""
     if path.suffix.lower() in (".parquet", ".pq"):
         if not path.is_file():
             raise errors.DataError("expected an existing Parquet file, received none", path=path)

@@ -43,6 +43,25 @@ class RetrievalExamples:
     def __len__(self) -> int:
         return len(self.user_id)
 
+    def subset(self, rows: np.ndarray) -> RetrievalExamples:
+        """The examples at positions `rows`, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return RetrievalExamples(
+            **{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)}
+        )
+
+
+def concatenate(parts: Sequence[RetrievalExamples]) -> RetrievalExamples:
+    """The examples of `parts` one after the other (e.g. a replay sample, then a new window)."""
+    if not parts:
+        raise ValueError("`parts` must hold at least one RetrievalExamples, received none")
+    return RetrievalExamples(
+        **{
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in dataclasses.fields(RetrievalExamples)
+        }
+    )
+
 
 @dataclasses.dataclass
 class EvalQueries:

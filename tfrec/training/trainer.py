@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -90,6 +91,8 @@ def train(
     workdir: os.PathLike | str,
     prepared: Optional[prepared_lib.PreparedData] = None,
     kind: str = "tfrec",
+    warm_start: Optional[Callable[[retrieval.RetrievalModel], Any]] = None,
+    epochs: Optional[int] = None,
 ) -> dict[str, Any]:
     """Trains one retrieval model into `workdir`, resuming from its last checkpoint.
 
@@ -103,13 +106,19 @@ def train(
         workdir: str or path-like. The run directory.
         prepared: PreparedData or None. Reused when given (e.g. for baselines).
         kind: str. `tfrec` (the full model) or `id_two_tower` (the baseline).
+        warm_start: callable or None. Sets the freshly built model's weights before training
+            (`tfrec update` copies a trained model's); a checkpoint in `workdir` still wins,
+            so an interrupted update resumes. None: the builders' initial weights.
+        epochs: int or None. Total epochs; None: `train.epochs`.
 
     Returns:
         A summary dict: best validation recall, epochs run, seconds, examples per second.
     """
     strategy = distribution.make_strategy(config.train.distribution)
     with workers.write_dir(Path(workdir), strategy) as root:
-        return _train(config, workdir_lib.Workdir(root), prepared, kind, strategy)
+        return _train(
+            config, workdir_lib.Workdir(root), prepared, kind, strategy, warm_start, epochs
+        )
 
 
 def _train(
@@ -118,6 +127,8 @@ def _train(
     prepared: Optional[prepared_lib.PreparedData],
     kind: str,
     strategy: tf.distribute.Strategy,
+    warm_start: Optional[Callable[[retrieval.RetrievalModel], Any]],
+    epochs: Optional[int],
 ) -> dict[str, Any]:
     chief = workers.is_chief(strategy)
     if chief:
@@ -132,6 +143,8 @@ def _train(
     with strategy.scope():
         precision.set_policy(policy)
         model = build_model(config, prepared, kind)
+        if warm_start is not None:
+            warm_start(model)
         optimizer = precision.wrap_optimizer(
             tf.keras.optimizers.Adam(learning_rate=tc.learning_rate), policy
         )
@@ -168,7 +181,7 @@ def _train(
         optimizer,
         wd,
         ds,
-        epochs=tc.epochs,
+        epochs=tc.epochs if epochs is None else epochs,
         validation=fit_lib.Validation("val_recall@50", validate, tc.early_stopping_patience),
         tb_dir=wd.tb,
         histogram_freq=tc.histogram_freq,

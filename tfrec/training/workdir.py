@@ -20,6 +20,7 @@ _RESUMABLE = (
     "eval",
     "compression",
     "bench",  # what `tfrec bench serving` measures, not the model
+    "update",  # how `tfrec update` warm-starts the model later, not the model
     "name",
 )
 # Fields only the ranker reads: free to change while the workdir holds no trained ranker.

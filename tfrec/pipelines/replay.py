@@ -1,0 +1,238 @@
+"""`tfrec replay`: month by month, a never-updated, a monthly-updated and a retrained model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tfrec import artifact as artifact_lib
+from tfrec import config as config_lib
+from tfrec import errors, inference
+from tfrec.data import examples as examples_lib
+from tfrec.data import loaders, schema, vocab
+from tfrec.data import prepared as prepared_lib
+from tfrec.evaluation import protocol
+from tfrec.models import repeat_prior
+from tfrec.pipelines import update as update_run
+from tfrec.training import trainer
+
+ARMS = ("never", "updated", "retrained")
+KS = (10, 50)
+# Share of each training window, at its end, that picks the best epoch: the update's
+# `update.validation_fraction`, so the updated and retrained towers train on the same events.
+VALIDATION_FRACTION = 0.2
+# A last month with fewer days of data is partial (UCI Online Retail stops on 9 December 2011).
+_MIN_DAYS = 20
+
+
+def month_starts(interactions: pd.DataFrame, months: int) -> list[int]:
+    """Unix seconds of the first second of the last `months + 1` full calendar months, and of
+    the month after them: `[W_1, E_1 = W_2, ..., E_months, end]`.
+
+    Raises:
+        errors.ConfigError: the data holds fewer full months (plus one to start from).
+    """
+    ts = pd.to_datetime(interactions["timestamp"], unit="s", utc=True)
+    last = ts.max()
+    end = (last + pd.Timedelta(days=1)).normalize()
+    end_month = end.tz_convert(None).to_period("M").to_timestamp().tz_localize("UTC")
+    if (end - end_month).days < _MIN_DAYS:
+        end = end_month  # drop the partial month
+    else:
+        end = end_month + pd.offsets.MonthBegin(1)
+    starts = [end - pd.offsets.MonthBegin(i) for i in range(months + 1, 0, -1)] + [end]
+    if starts[0] - pd.offsets.MonthBegin(1) < ts.min():
+        raise errors.ConfigError(
+            f"`--months {months}` needs {months + 2} full months of data (one to start from); "
+            f"the data spans {ts.min().date()} to {last.date()}"
+        )
+    return [int(s.timestamp()) for s in starts]
+
+
+def _before(dataset: schema.Dataset, end: int) -> schema.Dataset:
+    """The data as the shop had it at `end`: events before it, items and users they name."""
+    inter = dataset.interactions[dataset.interactions["timestamp"] < end].reset_index(drop=True)
+    items = dataset.items[dataset.items["item_id"].isin(inter["item_id"])].reset_index(drop=True)
+    users = pd.DataFrame({"user_id": pd.unique(inter["user_id"])})
+    return schema.Dataset(dataset.name, inter, items, users, dataset.report)
+
+
+def _iso(ts: int) -> str:
+    return pd.Timestamp(ts, unit="s", tz="UTC").isoformat()
+
+
+def _train(config: config_lib.Config, dataset: schema.Dataset, start: int, end: int, run: Path):
+    """Towers and repeat prior trained from scratch on events before `end`, the last
+    VALIDATION_FRACTION of [start, end) picking the epoch; published as an artifact."""
+    cut = start + int((end - start) * (1 - VALIDATION_FRACTION))
+    last = int(dataset.interactions["timestamp"].max())
+    split = config_lib.SplitConfig(validation_start=_iso(cut), test_start=_iso(last))
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
+    prepared = prepared_lib.prepare(config, dataset)
+    trainer.train(config, run, prepared)
+    return artifact_lib.publish(run, config, prepared)
+
+
+def _write_window(dataset: schema.Dataset, start: int, end: int, folder: Path) -> tuple:
+    """The events of [start, end) and the catalog rows of their items, in canonical columns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inter = dataset.interactions
+    window = inter[(inter["timestamp"] >= start) & (inter["timestamp"] < end)]
+    window.to_csv(folder / "events.csv", index=False)
+    items = dataset.items[dataset.items["item_id"].isin(window["item_id"])]
+    items.to_csv(folder / "items.csv", index=False)
+    return folder / "events.csv", folder / "items.csv"
+
+
+def evaluate(
+    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int
+) -> dict[str, float]:
+    """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end).
+
+    The ranking is over the shop's catalog at `start` (items with an event before it); items
+    the model's own catalog lacks score lowest, as a served model could not return them.
+    """
+    art = artifact_lib.Artifact(path)
+    spec = art.spec()
+    towers = trainer.load_trained(art.config, art.root, art.prepared())
+    inter = dataset.interactions[dataset.interactions["timestamp"] < end]
+    data = art.config.data
+    queries = examples_lib.build_eval_queries(
+        inter, start, end, data.max_history, data.target_events
+    )
+    table = vocab.build_item_table(dataset.items, spec)
+    first = inter.groupby("item_id")["timestamp"].min()
+    available = pd.Series(table.item_ids).map(first).to_numpy(np.float64) < start
+    known = np.isin(table.item_ids, art.catalog()["item_id"].astype(str).to_numpy(dtype=object))
+    items = inference.item_embeddings(towers.candidate_model, table)
+    q = inference.query_embeddings(towers.query_model, queries, spec)
+    prior = repeat_prior.RepeatPrior.load(art.workdir.repeat_prior)
+    scored = prior.apply(inference.dot_score_fn(q, items), table.index_of(queries.history_item_ids))
+
+    def score(lo: int, hi: int) -> np.ndarray:
+        return np.where(known, scored(lo, hi), -1e9)
+
+    relevant = [table.index_of(r) for r in queries.relevant]
+    result = protocol.evaluate(score, relevant, len(table), ks=KS, available=available)
+    metrics = result.metrics["all"]
+    return {
+        "recall@50": float(metrics["recall@50"]),
+        "ndcg@10": float(metrics["ndcg@10"]),
+        "queries": int(len(queries)),
+    }
+
+
+def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -> dict[str, Any]:
+    """Replays the last `months` months of the config's data with three arms.
+
+    A base model is trained on the data before the first replayed month. Then for each month
+    W: `never` keeps the base model; `updated` runs `tfrec update` on W from the previous
+    month's updated model; `retrained` trains from scratch on everything before W's end.
+    Each is evaluated on the month after W (`evaluate`); times are wall seconds of training
+    or updating (evaluation excluded). The ranker is not part of the replay: the arms are
+    compared on retrieval (towers and repeat prior), which is what an update changes.
+
+    Writes `<workdir>/replay.json` and `<workdir>/replay.png`.
+    """
+    out = Path(workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = loaders.load(config.data)
+    starts = month_starts(dataset.interactions, months)
+    first = starts[0]
+    base_start = first - (starts[1] - starts[0])  # a month-long validation tail, as the others
+    t0 = time.perf_counter()
+    base = _train(config, _before(dataset, first), base_start, first, out / "base")
+    base_seconds = time.perf_counter() - t0
+    rows: list[dict[str, Any]] = []
+    current = {"never": base, "updated": base}
+    for i in range(months):
+        w_start, w_end, e_end = starts[i], starts[i + 1], starts[i + 2]
+        month = pd.Timestamp(w_end, unit="s", tz="UTC").strftime("%Y-%m")
+        seconds = {"never": 0.0}
+        t0 = time.perf_counter()
+        events, items = _write_window(dataset, w_start, w_end, out / f"window-{i + 1}")
+        updated = update_run.update(
+            current["updated"],
+            events,
+            out / f"updated-{i + 1}",
+            items=items,
+            overrides=[f"update.validation_fraction={VALIDATION_FRACTION}"],
+        )
+        current["updated"] = Path(updated["artifact"])
+        seconds["updated"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        current["retrained"] = _train(
+            config, _before(dataset, w_end), w_start, w_end, out / f"retrained-{i + 1}"
+        )
+        seconds["retrained"] = time.perf_counter() - t0
+        for arm in ARMS:
+            metrics = evaluate(current[arm], dataset, w_end, e_end)
+            rows.append({"month": month, "arm": arm, "seconds": seconds[arm], **metrics})
+            print(
+                f"{month} {arm}: recall@50 {metrics['recall@50']:.4f}, ndcg@10 "
+                f"{metrics['ndcg@10']:.4f} ({metrics['queries']} queries), "
+                f"{seconds[arm]:.0f}s",
+                flush=True,
+            )
+    result = {
+        "config": config.name,
+        "months": months,
+        "base": {"trained_before": _iso(first), "seconds": base_seconds},
+        "epochs": {"retrained": config.train.epochs, "updated": config.update.epochs},
+        "rows": rows,
+    }
+    config_lib.write_text_atomic(out / "replay.json", json.dumps(result, indent=2))
+    plot(rows, out / "replay.png")
+    return result
+
+
+_COLORS = {"never": (150, 150, 150), "updated": (31, 119, 180), "retrained": (214, 39, 40)}
+_WIDTH, _HEIGHT, _PAD = 960, 420, 60
+
+
+def _panel(draw, frame: pd.DataFrame, metric: str, left: int, width: int) -> None:
+    """One metric's lines, one per arm, over the evaluated months."""
+    months = sorted(frame["month"].unique())
+    top, bottom = _PAD, _HEIGHT - _PAD
+    values = frame[metric].to_numpy(dtype=float)
+    lo, hi = float(values.min()) * 0.95, float(values.max()) * 1.05 + 1e-9
+    draw.rectangle([left, top, left + width, bottom], outline="black")
+    draw.text((left, top - 40), f"{metric} in the evaluated month", fill="black")
+    draw.text((left - 45, top), f"{hi:.3f}", fill="black")
+    draw.text((left - 45, bottom - 10), f"{lo:.3f}", fill="black")
+    xs = [left + (i + 0.5) * width / len(months) for i in range(len(months))]
+    for x, month in zip(xs, months, strict=True):
+        draw.text((x - 20, bottom + 8), month, fill="black")
+    for a, arm in enumerate(ARMS):
+        part = frame[frame["arm"] == arm].set_index("month")
+        ys = [
+            bottom - (float(part.loc[m, metric]) - lo) / (hi - lo) * (bottom - top) for m in months
+        ]
+        points = list(zip(xs, ys, strict=True))
+        if len(points) > 1:
+            draw.line(points, fill=_COLORS[arm], width=3)
+        for x, y in points:
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=_COLORS[arm])
+        draw.text((left + 10, top + 8 + 14 * a), arm, fill=_COLORS[arm])
+
+
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """A PNG of Recall@50 and NDCG@10 per evaluated month, one line per arm (drawn with
+    Pillow: plotly, the charts' library, needs kaleido and a browser to write a PNG)."""
+    from PIL import Image, ImageDraw
+
+    frame = pd.DataFrame(list(rows))
+    image = Image.new("RGB", (_WIDTH, _HEIGHT), "white")
+    draw = ImageDraw.Draw(image)
+    width = (_WIDTH - 3 * _PAD) // 2
+    for p, metric in enumerate(("recall@50", "ndcg@10")):
+        _panel(draw, frame, metric, _PAD + p * (width + _PAD), width)
+    image.save(path)
