@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,45 +195,50 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
     return result
 
 
-_COLORS = {"never": (150, 150, 150), "updated": (31, 119, 180), "retrained": (214, 39, 40)}
-_WIDTH, _HEIGHT, _PAD = 960, 420, 60
+_COLORS = {"never": "#969696", "updated": "#1f77b4", "retrained": "#d62728"}
 
 
-def _panel(draw, frame: pd.DataFrame, metric: str, left: int, width: int) -> None:
-    """One metric's lines, one per arm, over the evaluated months."""
-    months = sorted(frame["month"].unique())
-    top, bottom = _PAD, _HEIGHT - _PAD
-    values = frame[metric].to_numpy(dtype=float)
-    lo, hi = float(values.min()) * 0.95, float(values.max()) * 1.05 + 1e-9
-    draw.rectangle([left, top, left + width, bottom], outline="black")
-    draw.text((left, top - 40), f"{metric} in the evaluated month", fill="black")
-    draw.text((left - 45, top), f"{hi:.3f}", fill="black")
-    draw.text((left - 45, bottom - 10), f"{lo:.3f}", fill="black")
-    xs = [left + (i + 0.5) * width / len(months) for i in range(len(months))]
-    for x, month in zip(xs, months, strict=True):
-        draw.text((x - 20, bottom + 8), month, fill="black")
-    for a, arm in enumerate(ARMS):
-        part = frame[frame["arm"] == arm].set_index("month")
-        ys = [
-            bottom - (float(part.loc[m, metric]) - lo) / (hi - lo) * (bottom - top) for m in months
-        ]
-        points = list(zip(xs, ys, strict=True))
-        if len(points) > 1:
-            draw.line(points, fill=_COLORS[arm], width=3)
-        for x, y in points:
-            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=_COLORS[arm])
-        draw.text((left + 10, top + 8 + 14 * a), arm, fill=_COLORS[arm])
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Recall@50 and NDCG@10 per evaluated month, one line per arm (Plotly): `path` with an
+    .html suffix always, and the PNG `path` when kaleido finds a Chromium to render it.
 
-
-def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """A PNG of Recall@50 and NDCG@10 per evaluated month, one line per arm (drawn with
-    Pillow: plotly, the charts' library, needs kaleido and a browser to write a PNG)."""
-    from PIL import Image, ImageDraw
+    Returns:
+        bool: whether the PNG was written (a message on stderr says why not).
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     frame = pd.DataFrame(list(rows))
-    image = Image.new("RGB", (_WIDTH, _HEIGHT), "white")
-    draw = ImageDraw.Draw(image)
-    width = (_WIDTH - 3 * _PAD) // 2
-    for p, metric in enumerate(("recall@50", "ndcg@10")):
-        _panel(draw, frame, metric, _PAD + p * (width + _PAD), width)
-    image.save(path)
+    metrics = ("recall@50", "ndcg@10")
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=[f"{m} in the evaluated month" for m in metrics]
+    )
+    for col, metric in enumerate(metrics, start=1):
+        for arm in ARMS:
+            part = frame[frame["arm"] == arm].sort_values("month")
+            fig.add_trace(
+                go.Scatter(
+                    x=part["month"],
+                    y=part[metric],
+                    name=arm,
+                    mode="lines+markers",
+                    line={"color": _COLORS[arm], "width": 3},
+                    showlegend=col == 1,
+                    legendgroup=arm,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(type="category", title_text="evaluated month")
+    fig.update_layout(template="plotly_white", width=960, height=420, margin={"t": 60})
+    fig.write_html(str(Path(path).with_suffix(".html")), include_plotlyjs=True)
+    try:
+        fig.write_image(str(path))
+    except Exception as error:  # kaleido's error types vary with its version and platform
+        print(
+            f"tfrec replay: {Path(path).with_suffix('.html')} written, the PNG not: {error} "
+            "(install Chromium, e.g. Debian's `chromium`, for kaleido to render it)",
+            file=sys.stderr,
+        )
+        return False
+    return True
