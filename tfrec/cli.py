@@ -205,6 +205,21 @@ def cmd_promote(args) -> int:
     return 0
 
 
+def cmd_gate_data(args) -> int:
+    from tfrec.pipelines import data_gate
+
+    verdict = data_gate.run(args.artifact, args.events, args.items, args.out, args.set)
+    for check in verdict["checks"]:
+        mark = "ok    " if check["passed"] else "FAILED"
+        print(
+            f"{mark} {check['name']:<16} {check['value']} ({check['threshold']}): {check['detail']}"
+        )
+    for reason in verdict["reasons"]:
+        print(f"FAILED: {reason}")
+    print(f"{'passed' if verdict['passed'] else 'FAILED'}; wrote {verdict['path']}")
+    return 0 if verdict["passed"] else 1
+
+
 def cmd_gate_infra(args) -> int:
     from tfrec.pipelines import infra_gate
 
@@ -290,6 +305,23 @@ def _add_label_commands(sub) -> None:
         help="longest wait for the server to load the versions (default %(default)g)",
     )
     infra.set_defaults(func=cmd_gate_infra)
+    data = gate_sub.add_parser(
+        "data",
+        help="is a new window of events fit to update on? schema, dropped rows, volume, "
+        "event-type mix, new items and prices against the training window",
+    )
+    data.add_argument("--artifact", required=True, help="the model (artifact or run folder)")
+    data.add_argument("--events", required=True, help="the window's events (as `tfrec update`)")
+    data.add_argument("--items", help="the window's new or changed items")
+    data.add_argument("--out", help="verdict file (default: <events>.data-gate.json)")
+    data.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="gates.data.KEY=VALUE",
+        help="a threshold for this check, e.g. gates.data.max_new_item_share=0.3 (repeatable)",
+    )
+    data.set_defaults(func=cmd_gate_data)
 
 
 def cmd_compress(args) -> int:

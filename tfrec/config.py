@@ -424,6 +424,49 @@ class UpdateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataGateConfig:
+    """`tfrec gate data`: when a new window of events is fit to update or retrain a model on.
+
+    Each threshold bounds one statistic of the window against the model's training window
+    (`tfrec.data.drift`). Read from the model's config; `--set gates.data.*` changes it for
+    one check.
+    """
+
+    max_dropped_share: float = 0.05  # rows the cleaning drops (missing ids, bad values, ...)
+    min_volume_ratio: float = 0.3  # events per day, against the training window's
+    max_volume_ratio: float = 3.0
+    # Population stability index of the event-type mix; 0.25 is the usual "large shift" mark.
+    max_event_type_psi: float = 0.25
+    max_new_item_share: float = 0.5  # events on items the model's catalog does not hold
+    max_price_ks: float = 0.3  # Kolmogorov-Smirnov distance of event prices (when both have)
+
+    def __post_init__(self):
+        for name in ("max_dropped_share", "max_new_item_share", "max_price_ks"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise errors.ConfigError(
+                    f"`gates.data.{name}` must be in [0, 1], received {value!r}"
+                )
+        if not 0.0 <= self.min_volume_ratio <= self.max_volume_ratio:
+            raise errors.ConfigError(
+                "`gates.data.min_volume_ratio` must be >= 0 and <= `max_volume_ratio`, "
+                f"received {self.min_volume_ratio!r} and {self.max_volume_ratio!r}"
+            )
+        if not self.max_event_type_psi >= 0.0:
+            raise errors.ConfigError(
+                f"`gates.data.max_event_type_psi` must be >= 0, "
+                f"received {self.max_event_type_psi!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class GatesConfig:
+    """Checks a new model version or its data must pass before it ships."""
+
+    data: DataGateConfig = DataGateConfig()
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -436,6 +479,7 @@ class Config:
     recommend: RecommendConfig = RecommendConfig()
     serving: ServingConfig = ServingConfig()
     index: IndexConfig = IndexConfig()
+    gates: GatesConfig = GatesConfig()
     bench: BenchConfig = BenchConfig()
     compression: CompressionConfig = CompressionConfig()
     update: UpdateConfig = UpdateConfig()

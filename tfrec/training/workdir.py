@@ -21,6 +21,8 @@ _RESUMABLE = (
     "compression",
     "bench",  # what `tfrec bench serving` measures, not the model
     "update",  # how `tfrec update` warm-starts the model later, not the model
+    "index",  # how an export searches the item vectors
+    "gates",  # thresholds of the checks before shipping
     "name",
 )
 # Fields only the ranker reads: free to change while the workdir holds no trained ranker.
