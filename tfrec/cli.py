@@ -62,7 +62,7 @@ def cmd_data_convert(args) -> int:
     manifest, report = result.manifest, result.manifest["report"]
     dropped = {k: v for k, v in report["dropped"].items() if v}
     print(
-        f"wrote {manifest['num_events']:,} events in {len(manifest['shards'])} shards to "
+        f"wrote {manifest['num_events']:,} events in {len(manifest['shards'])} shard(s) to "
         f"{args.out} ({report['rows_read']:,} rows read, dropped {dropped or 'none'}) in "
         f"{result.seconds:.1f} s: {result.events_per_second:,.0f} events/s"
     )

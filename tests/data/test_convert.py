@@ -118,7 +118,7 @@ def test_cli_convert_prints_events_per_second(log, tmp_path, capsys):
             "--out", str(tmp_path / "s"), "--shard-rows", "2000", "--no-progress"]  # fmt: skip
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "wrote 3,000 events in 2 shards" in out and "events/s" in out
+    assert "wrote 3,000 events in 2 shard(s)" in out and "events/s" in out
     assert shards.read_manifest(tmp_path / "s")["num_events"] == 3000
     # Again into the same folder: refused, exit code 2.
     assert cli.main(argv) == 2
