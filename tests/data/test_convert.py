@@ -1,6 +1,10 @@
 """Tests for `tfrec data convert`: streamed cleaning equals the in-memory loader's, errors, CLI."""
 
 import dataclasses
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -96,6 +100,39 @@ def test_bad_value_names_file_row_and_field(tmp_path, row, strict, field, expect
     with pytest.raises(errors.DataError, match=pattern):
         convert.convert(data, tmp_path / "s", shard_rows=10, chunk_rows=10)
     assert list((tmp_path / "s").iterdir()) == []  # nothing that looks finished
+
+
+def test_ragged_row_names_file_and_row(tmp_path):
+    data = _bad_log(tmp_path, "u1,i1,1704100000,view,2.5,extra")
+    with pytest.raises(errors.DataError, match=r"log.csv`, row 26: expected ','-separated"):
+        convert.convert(data, tmp_path / "s", chunk_rows=10)
+
+
+def test_killed_conversion_leaves_no_finished_looking_file(tmp_path):
+    lines = ["user_id,item_id,timestamp"]
+    lines += [f"u{i % 997},i{i % 101},{1704100000 + i}" for i in range(300_000)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "s"
+    argv = ["data", "convert", "--dataset", "csv", "--path", str(tmp_path / "log.csv"),
+            "--out", str(out), "--shard-rows", "20000", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "tfrec", *argv], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    # Killed once the first shard is finished (under its temporary name) and the next begun.
+    while len(list(out.glob(".tmp-part-*"))) < 2:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    left = [p.name for p in out.iterdir()]
+    assert left and all(name.startswith(".tmp-part-") for name in left), left
+    with pytest.raises(errors.DataError, match="manifest.json"):
+        shards.dataset(out)
+    # A new run into the same folder removes the leftovers and completes.
+    assert cli.main(argv) == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert shards.read_manifest(out)["num_events"] == 300_000
 
 
 def test_missing_column_is_refused(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -265,8 +266,12 @@ def _chunks(
             except StopIteration:
                 return
             except (ValueError, UnicodeDecodeError, OSError, EOFError) as e:
+                # The C parser names the physical line of a ragged row ("... in line 27, saw 6").
+                line = re.search(r"in line (\d+)", str(e))
                 raise errors.DataError(
-                    f"expected {fmt.sep!r}-separated UTF-8 text, could not parse: {e}", path=path
+                    f"expected {fmt.sep!r}-separated UTF-8 text, could not parse: {e}".strip(),
+                    path=path,
+                    row=int(line.group(1)) if line else None,
                 ) from None
             frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
             frame = frame.fillna("")
