@@ -13,7 +13,7 @@ import tfrec  # noqa: F401
 from tests.data import shard_helpers
 from tfrec import cli, errors
 from tfrec import config as config_lib
-from tfrec.data import convert, csv_loader, loaders, shards, synthetic
+from tfrec.data import convert, csv_loader, loaders, shards, synthetic, textfile
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,23 @@ def test_bad_value_names_file_row_and_field(tmp_path, row, strict, field, expect
     with pytest.raises(errors.DataError, match=pattern):
         convert.convert(data, tmp_path / "s", shard_rows=10, chunk_rows=10)
     assert list((tmp_path / "s").iterdir()) == []  # nothing that looks finished
+
+
+def test_strict_mode_without_refusals_never_maps_the_whole_file(log, tmp_path, monkeypatch):
+    # Rows without a user are dropped even in strict mode; listing them as examples would map
+    # every record of the file to its line. Only a refusal may do that.
+    def whole_file_pass(*args, **kwargs):
+        raise AssertionError("mapped records to lines")
+
+    monkeypatch.setattr(textfile, "lines_of", whole_file_pass)
+    frame = pd.read_csv(log / "interactions.csv", dtype=str, keep_default_na=False)
+    frame.iloc[:3000].to_csv(tmp_path / "log.csv", index=False)
+    with open(tmp_path / "log.csv", "a") as f:
+        f.write(",i1,1704100000,view,1.0,1.0,3.5\n")
+    data = dataclasses.replace(shard_helpers.csv_data(tmp_path / "log.csv"), strict=True)
+    result = convert.convert(data, tmp_path / "s", chunk_rows=1000)
+    assert result.manifest["num_events"] == 3000
+    assert result.manifest["report"]["dropped"]["missing `user_id`"] == 1
 
 
 def test_ragged_row_names_file_and_row(tmp_path):

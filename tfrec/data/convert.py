@@ -159,7 +159,7 @@ def _clean_chunks(
         fields.require_columns(frame, list(mapped.values()), path)
         report.rows_read += len(frame)
         # Only the drops, counts and strict refusals of Cleaner are used: its example rows need
-        # a map of the whole file from record to line.
+        # a map of the whole file from record to line (see below).
         cleaner = cleaning.Cleaner(report, frame.index, path, fmt, rules)
         users = frame[csv.user_id].str.strip()
         items = frame[csv.item_id].str.strip()
@@ -180,11 +180,16 @@ def _clean_chunks(
                 out[field] = np.where(np.isnan(parsed), csv_loader.DEFAULTS[field], parsed)
             else:
                 out[field] = csv_loader.DEFAULTS[field]
+        refusable = (cleaning.time_reason(csv.timestamp), cleaning.price_reason(csv.price))
+        before = sum(report.dropped.get(reason, 0) for reason in refusable)
         cleaner.times(frame[csv.timestamp], ts, (stamp != "").to_numpy(), csv.timestamp)
         if csv.price:
             cleaner.prices(frame[csv.price], out["price"].to_numpy(dtype=np.float64), csv.price)
-        if rules.strict:
-            cleaner.finish()  # raises for the first refused row, naming file, row and field
+        if rules.strict and sum(report.dropped.get(reason, 0) for reason in refusable) > before:
+            # Raises for the first refused row, naming file, row and field. Called only then:
+            # with nothing refused it would list example rows, which maps every record of the
+            # file to its line (a whole-file pass and an array as long as the log).
+            cleaner.finish()
         yield out[cleaner.keep]
 
 
