@@ -25,7 +25,8 @@ class ShardWriter:
     Each shard is written under a hidden temporary name; `close` renames them all to their
     final `part-NNNNN-of-MMMMM.tfrecord` names (the total is only known at the end) and then
     writes `manifest.json` atomically. Readers require the manifest, so a folder is either
-    complete or refused.
+    complete or refused (a kill during the renames, microseconds per shard, can leave final
+    names without a manifest: still refused, and a new writer into the folder refuses it too).
 
     Args:
         folder: str. Output folder; created. It must not already hold shards or a manifest.
