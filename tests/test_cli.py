@@ -18,8 +18,8 @@ def _run(*args):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["data"], ["data", "stats"], ["data", "generate"], ["train"], ["evaluate"], ["logs"],
-     ["logs", "stats"]],
+    [[], ["data"], ["data", "stats"], ["data", "convert"], ["data", "generate"], ["train"],
+     ["evaluate"], ["logs"], ["logs", "stats"]],
 )  # fmt: skip
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as e:
