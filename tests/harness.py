@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from tfrec import precision
@@ -164,3 +165,13 @@ def run_layer_test(
     if saved_model_dir is not None:
         run_saved_model_test(as_model(layer, inputs), inputs, saved_model_dir)
     return layer
+
+
+def later_window(source, rows: int = 800) -> pd.DataFrame:
+    """The artifact's last `rows` events, moved past its end: the same shop a little later."""
+    from tfrec import artifact
+
+    inter = artifact.Artifact(source).dataset().interactions
+    later = inter.tail(rows).copy()
+    later["timestamp"] += int(inter["timestamp"].max() - later["timestamp"].min()) + 1
+    return later

@@ -242,6 +242,24 @@ def cmd_gate_data(args) -> int:
     return 0 if verdict["passed"] else 1
 
 
+def cmd_gate_quality(args) -> int:
+    from tfrec.pipelines import quality_gate
+
+    verdict = quality_gate.run(
+        args.candidate, args.champion, args.events, args.items, args.out, args.set
+    )
+    for metric, r in verdict["overall"].items():
+        print(
+            f"{metric}: candidate {verdict['values']['candidate'][metric]:.4f}, champion "
+            f"{verdict['values']['champion'][metric]:.4f}, difference {r['difference']:+.4f} "
+            f"[{r['low']:+.4f}, {r['high']:+.4f}] over {r['queries']} queries"
+        )
+    for reason in verdict["reasons"]:
+        print(f"FAILED: {reason}")
+    print(f"{'passed' if verdict['passed'] else 'FAILED'}; wrote {verdict['path']}")
+    return 0 if verdict["passed"] else 1
+
+
 def cmd_gate_infra(args) -> int:
     from tfrec.pipelines import infra_gate
 
@@ -344,6 +362,24 @@ def _add_label_commands(sub) -> None:
         help="a threshold for this check, e.g. gates.data.max_new_item_share=0.3 (repeatable)",
     )
     data.set_defaults(func=cmd_gate_data)
+    quality = gate_sub.add_parser(
+        "quality",
+        help="may a candidate model replace the champion? paired comparison on a held-out "
+        "window, overall and per slice",
+    )
+    quality.add_argument("--candidate", required=True, help="the new model (artifact or run)")
+    quality.add_argument("--champion", required=True, help="the model serving now")
+    quality.add_argument("--events", required=True, help="held-out events after both models' data")
+    quality.add_argument("--items", help="the window's new or changed items")
+    quality.add_argument("--out", help="verdict file (default: <candidate>/gates/quality.json)")
+    quality.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="gates.quality.KEY=VALUE",
+        help="a setting for this check, e.g. gates.quality.max_slice_drop=0.05 (repeatable)",
+    )
+    quality.set_defaults(func=cmd_gate_quality)
 
 
 def cmd_compress(args) -> int:

@@ -460,10 +460,43 @@ class DataGateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class QualityGateConfig:
+    """`tfrec gate quality`: may a candidate model replace the champion, on a held-out window?
+
+    Differences are candidate minus champion on the same queries (absolute metric values).
+    """
+
+    metrics: tuple = ("recall@50", "ndcg@10")
+    # Each metric's paired bootstrap 95% interval must reach above this: the candidate is not
+    # shown worse than the champion by more than it.
+    min_difference_low: float = -0.01
+    # No slice (items new since the champion, the window's largest categories) may lose more
+    # than this, on slices with at least `min_slice_queries` queries.
+    max_slice_drop: float = 0.03
+    min_slice_queries: int = 30
+    categories: int = 5  # the window's largest categories, each a slice
+
+    def __post_init__(self):
+        if not self.metrics or any(
+            m not in ("recall@10", "recall@50", "ndcg@10", "ndcg@50", "mrr") for m in self.metrics
+        ):
+            raise errors.ConfigError(
+                "`gates.quality.metrics` must be a non-empty list of recall@10, recall@50, "
+                f"ndcg@10, ndcg@50 or mrr, received {list(self.metrics)!r}"
+            )
+        if not self.max_slice_drop >= 0.0 or not self.min_difference_low <= 0.0:
+            raise errors.ConfigError(
+                "`gates.quality.max_slice_drop` must be >= 0 and `min_difference_low` <= 0, "
+                f"received {self.max_slice_drop!r} and {self.min_difference_low!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class GatesConfig:
     """Checks a new model version or its data must pass before it ships."""
 
     data: DataGateConfig = DataGateConfig()
+    quality: QualityGateConfig = QualityGateConfig()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,23 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfrec import artifact, cli
+from tests import harness
+from tfrec import cli
 from tfrec import config as config_lib
 from tfrec.data import drift
 from tfrec.pipelines import data_gate
 
 
-def _later(source, rows: int = 800) -> pd.DataFrame:
-    """The artifact's last `rows` events, moved past its end: the same shop a little later."""
-    inter = artifact.Artifact(source).dataset().interactions
-    later = inter.tail(rows).copy()
-    later["timestamp"] += int(inter["timestamp"].max() - later["timestamp"].min()) + 1
-    return later
-
-
 def test_a_window_like_training_passes(tiny_run, tmp_path):
     events = tmp_path / "events.csv"
-    _later(tiny_run.artifact).to_csv(events, index=False)
+    harness.later_window(tiny_run.artifact).to_csv(events, index=False)
     verdict = data_gate.run(tiny_run.artifact, events, out=tmp_path / "verdict.json")
     assert verdict["passed"], verdict["reasons"]
     names = [c["name"] for c in verdict["checks"]]
@@ -40,7 +33,7 @@ def test_a_window_like_training_passes(tiny_run, tmp_path):
 
 
 def test_a_shifted_window_fails_naming_each_check(tiny_run, tmp_path):
-    later = _later(tiny_run.artifact)
+    later = harness.later_window(tiny_run.artifact)
     later["event_type"] = "purchase"  # the mix moves
     rng = np.random.default_rng(0)
     unknown = rng.random(len(later)) < 0.7
@@ -68,7 +61,7 @@ def test_a_shifted_window_fails_naming_each_check(tiny_run, tmp_path):
 
 def test_an_unreadable_window_fails_with_file_row_and_field(tiny_run, tmp_path, capsys):
     events = tmp_path / "events.csv"
-    frame = _later(tiny_run.artifact).rename(columns={"event_type": "kind"})
+    frame = harness.later_window(tiny_run.artifact).rename(columns={"event_type": "kind"})
     frame.to_csv(events, index=False)
     code = cli.main(["gate", "data", "--artifact", str(tiny_run.artifact), "--events", str(events)])
     assert code == 1

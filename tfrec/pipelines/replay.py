@@ -7,9 +7,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -93,13 +93,26 @@ def _write_window(dataset: schema.Dataset, start: int, end: int, folder: Path) -
     return folder / "events.csv", folder / "items.csv"
 
 
-def evaluate(
-    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int
-) -> dict[str, float]:
-    """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end).
+def window_result(
+    path: os.PathLike | str,
+    dataset: schema.Dataset,
+    start: int,
+    end: int,
+    segments: Optional[Callable[[vocab.ItemTable], dict]] = None,
+) -> protocol.EvalResult:
+    """The evaluation of an artifact's towers + repeat prior on the window [start, end).
 
     The ranking is over the shop's catalog at `start` (items with an event before it); items
     the model's own catalog lacks score lowest, as a served model could not return them.
+    Queries and histories come from `dataset`, so two models scored on the same `dataset`
+    answer the same queries (per-query values pair up).
+
+    Args:
+        path: path. The model artifact (or its run folder).
+        dataset: schema.Dataset. Events up to `end` at least, and the catalog.
+        start, end: int. The window, unix seconds.
+        segments: callable or None. ItemTable -> `protocol.evaluate` segments (name ->
+            (query mask or None, item mask or None)) over that table's items.
     """
     art = artifact_lib.Artifact(path)
     spec = art.spec()
@@ -122,12 +135,27 @@ def evaluate(
         return np.where(known, scored(lo, hi), -1e9)
 
     relevant = [table.index_of(r) for r in queries.relevant]
-    result = protocol.evaluate(score, relevant, len(table), ks=KS, available=available)
+    return protocol.evaluate(
+        score,
+        relevant,
+        len(table),
+        ks=KS,
+        available=available,
+        segments=None if segments is None else segments(table),
+    )
+
+
+def evaluate(
+    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int
+) -> dict[str, float]:
+    """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end)
+    (`window_result`)."""
+    result = window_result(path, dataset, start, end)
     metrics = result.metrics["all"]
     return {
         "recall@50": float(metrics["recall@50"]),
         "ndcg@10": float(metrics["ndcg@10"]),
-        "queries": int(len(queries)),
+        "queries": int(next(iter(result.per_query.values())).shape[0]),
     }
 
 

@@ -40,7 +40,7 @@ def _refuse_overlap(source: Path, out: Path) -> None:
         )
 
 
-def _combined(old: schema.Dataset, window: schema.Dataset, catalog: pd.DataFrame):
+def combined(old: schema.Dataset, window: schema.Dataset, catalog: pd.DataFrame):
     """The model's data after the update: old events then the window's, one catalog."""
     interactions = pd.concat([old.interactions, window.interactions], ignore_index=True)
     # Events sent again (a window overlapping the old one) count once.
@@ -170,7 +170,7 @@ def update(
     catalog = vocab_growth.merge_catalog(
         old_ds.items, window.items, source.root / "data" / "items.parquet"
     )
-    dataset = _combined(old_ds, window, catalog)
+    dataset = combined(old_ds, window, catalog)
     spec = vocab_growth.grow_spec(old_spec, window.interactions, catalog)
     vocab_growth.check_growth(old_spec, spec, source.workdir.spec)
 
