@@ -127,11 +127,14 @@ def run(
             continue
         base = results["champion"].metrics[name]
         queries = int(values.get("queries", 0))
-        entry = {"queries": queries}
+        entry: dict[str, Any] = {"queries": queries}
         for m in metrics:
             diff = float(values[m]) - float(base[m])
-            entry[m] = {"candidate": float(values[m]), "champion": float(base[m])}
-            entry[m]["difference"] = None if np.isnan(diff) else round(diff, 6)
+            entry[m] = {
+                "candidate": float(values[m]),
+                "champion": float(base[m]),
+                "difference": None if np.isnan(diff) else round(diff, 6),
+            }
             if queries >= gate.min_slice_queries and diff < -gate.max_slice_drop:
                 reasons.append(
                     f"slice {name} ({queries} queries): {m} {diff:+.4f} is a larger drop than "
