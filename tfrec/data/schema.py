@@ -24,6 +24,12 @@ INTERACTION_COLUMNS = {
     "price": "float32",  # unit price at event time; NaN when unknown
 }
 
+
+def iso_utc(ts: int) -> str:
+    """A canonical `timestamp` (unix seconds) as ISO 8601 UTC, e.g. 2011-12-09T12:50:00+00:00."""
+    return pd.Timestamp(int(ts), unit="s", tz="UTC").isoformat()
+
+
 # Item catalog: one row per item_id. Text is "" when missing, never NaN.
 ITEM_COLUMNS = {
     "item_id": "str",

@@ -18,7 +18,7 @@ from typing import Any, Optional
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.data import drift, events_file, loaders
+from tfrec.data import drift, events_file, loaders, schema
 
 
 def run(
@@ -69,8 +69,8 @@ def run(
             reasons=[f"{c.name} {c.value} is not {c.threshold}" for c in checks if not c.passed],
             window={
                 "events": int(len(window.interactions)),
-                "from_utc": _utc(int(window.interactions["timestamp"].min())),
-                "to_utc": _utc(int(window.interactions["timestamp"].max())),
+                "from_utc": schema.iso_utc(int(window.interactions["timestamp"].min())),
+                "to_utc": schema.iso_utc(int(window.interactions["timestamp"].max())),
             }
             if len(window.interactions)
             else {"events": 0},
@@ -80,7 +80,3 @@ def run(
     config_lib.write_text_atomic(path, json.dumps(verdict, indent=2) + "\n")
     verdict["path"] = str(path)
     return verdict
-
-
-def _utc(ts: int) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")

@@ -147,7 +147,7 @@ def run(
         "candidate": str(cand.root),
         "champion": str(champ.root),
         "events": str(events),
-        "window_utc": [_utc(start), _utc(end - 1)],
+        "window_utc": [schema.iso_utc(start), schema.iso_utc(end - 1)],
         "passed": not reasons,
         "reasons": reasons,
         "overall": {
@@ -165,7 +165,3 @@ def run(
     config_lib.write_text_atomic(path, json.dumps(verdict, indent=2, default=str) + "\n")
     verdict["path"] = str(path)
     return verdict
-
-
-def _utc(ts: int) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")

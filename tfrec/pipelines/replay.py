@@ -66,16 +66,14 @@ def _before(dataset: schema.Dataset, end: int) -> schema.Dataset:
     return schema.Dataset(dataset.name, inter, items, users, dataset.report)
 
 
-def _iso(ts: int) -> str:
-    return pd.Timestamp(ts, unit="s", tz="UTC").isoformat()
-
-
 def _train(config: config_lib.Config, dataset: schema.Dataset, start: int, end: int, run: Path):
     """Towers and repeat prior trained from scratch on events before `end`, the last
     VALIDATION_FRACTION of [start, end) picking the epoch; published as an artifact."""
     cut = start + int((end - start) * (1 - VALIDATION_FRACTION))
     last = int(dataset.interactions["timestamp"].max())
-    split = config_lib.SplitConfig(validation_start=_iso(cut), test_start=_iso(last))
+    split = config_lib.SplitConfig(
+        validation_start=schema.iso_utc(cut), test_start=schema.iso_utc(last)
+    )
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
     prepared = prepared_lib.prepare(config, dataset)
     trainer.train(config, run, prepared)
@@ -214,7 +212,7 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
     result = {
         "config": config.name,
         "months": months,
-        "base": {"trained_before": _iso(first), "seconds": base_seconds},
+        "base": {"trained_before": schema.iso_utc(first), "seconds": base_seconds},
         "epochs": {"retrained": config.train.epochs, "updated": config.update.epochs},
         "rows": rows,
     }
