@@ -133,6 +133,11 @@ def test_export_with_an_ivf_index_serves_the_same_answers(run, modules, tmp_path
         assert served["item_ids"].tolist() == expected["item_ids"].tolist()
 
 
+def test_an_empty_batch(modules):
+    out = _call(modules["every"].retrieve, request([], [], k=3))
+    assert out["item_ids"].shape == (0, 0)
+
+
 def test_an_index_built_for_other_items_is_refused(run):
     catalog = run.trained.catalog
     other = ivf_build.build_ivf(

@@ -158,8 +158,9 @@ class ServingStages(tf.Module):
         else:
             window = window[:, :0]  # nothing to force
             bonus = tf.zeros(tf.shape(window), tf.float32)
-        # Enough candidates that n survive excluding every recent item.
-        width = n + tf.shape(history_rows)[1]
+        # Enough candidates that n survive excluding every recent item (at least 1: the
+        # index refuses k < 1, and an empty batch asks for n = 0).
+        width = tf.maximum(n + tf.shape(history_rows)[1], 1)
         scores, rows = self.item_index.search_forced(self._query(request), width, window, bonus)
         dropped = ops.is_member(rows, history_rows, every) | (rows < 0)
         excluded, at = tf.math.top_k(tf.where(dropped, ops.EXCLUDED_SCORE, scores), k=n)
