@@ -804,13 +804,21 @@ def save(config: Config, path: os.PathLike | str) -> None:
     write_text_atomic(path, dump(config))
 
 
-def write_text_atomic(path: os.PathLike | str, text: str) -> None:
+def write_text_atomic(path: os.PathLike | str, text: str, mode: Optional[int] = None) -> None:
+    """Writes `path` through a temporary sibling `.<name>.*` and a rename: readers see the old
+    file or the new one, never half of one.
+
+    `mode` (e.g. 0o644 for a file a server running as another user reads) is set before the
+    rename; None keeps the temporary file's private mode (0o600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

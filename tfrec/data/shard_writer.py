@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.data import schema, shards
 
@@ -122,7 +123,9 @@ class ShardWriter:
             "shards": [{"file": s.pop("file"), **s} for s in self._shards],
             **(info or {}),
         }
-        _write_json(self.folder / shards.MANIFEST, manifest)
+        config_lib.write_text_atomic(
+            self.folder / shards.MANIFEST, json.dumps(manifest, indent=2) + "\n", _public_mode()
+        )
         return manifest
 
     def abort(self) -> None:
@@ -205,20 +208,12 @@ def _serialize(frame: pd.DataFrame) -> list[bytes]:
     return records
 
 
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(document, indent=2) + "\n")
-        _readable(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _readable(path: Path) -> None:
+def _public_mode() -> int:
     # mkstemp creates files only the owner may read; finished files get the usual umask mode.
     umask = os.umask(0)
     os.umask(umask)
-    path.chmod(0o666 & ~umask)
+    return 0o666 & ~umask
+
+
+def _readable(path: Path) -> None:
+    path.chmod(_public_mode())

@@ -241,8 +241,7 @@ def load(export_dir: os.PathLike | str) -> LabelState:
 def save(export_dir: os.PathLike | str, state: LabelState) -> None:
     """Writes `labels.json` atomically (temporary file + rename), readable by all."""
     path = Path(export_dir) / LABELS_FILE
-    config_lib.write_text_atomic(path, json.dumps(state.to_json(), indent=2) + "\n")
-    os.chmod(path, 0o644)
+    config_lib.write_text_atomic(path, json.dumps(state.to_json(), indent=2) + "\n", mode=0o644)
 
 
 def check_version(export_dir: os.PathLike | str, model: str, version: int, label: str) -> int:

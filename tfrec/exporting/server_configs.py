@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from google.protobuf import text_encoding
 
+from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.exporting import labels, writer
 
@@ -134,12 +134,4 @@ def write(
 
 def _write_readable(path: Path, text: str) -> None:
     """Writes `path` atomically and readable by all: a server may run as another user."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # what `recover` removes
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    config_lib.write_text_atomic(path, text, mode=0o644)  # its temporaries: what `recover` removes
