@@ -76,7 +76,6 @@ def run(
             else {"events": 0},
         )
     path = Path(out) if out is not None else Path(f"{events}.data-gate.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
     config_lib.write_text_atomic(path, json.dumps(verdict, indent=2) + "\n")
     verdict["path"] = str(path)
     return verdict

@@ -24,7 +24,7 @@ import pandas as pd
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
 from tfrec import errors
-from tfrec.data import events_file, loaders, schema, vocab
+from tfrec.data import events_file, loaders, schema, vocab, vocab_growth
 from tfrec.evaluation import significance
 from tfrec.pipelines import replay
 from tfrec.pipelines import update as update_run
@@ -32,12 +32,9 @@ from tfrec.pipelines import update as update_run
 NEW_ITEMS = "new_items"
 
 
-def _data(candidate: artifact_lib.Artifact, window: schema.Dataset) -> schema.Dataset:
-    """The candidate's events and catalog, then the window's (its new items appended)."""
-    old = candidate.dataset()
-    added = window.items[~window.items["item_id"].isin(old.items["item_id"])]
-    catalog = pd.concat([old.items, added], ignore_index=True)
-    return update_run.combined(old, window, catalog)
+def _data(old: schema.Dataset, window: schema.Dataset) -> schema.Dataset:
+    """The candidate's events then the window's, the catalog merged as `tfrec update` does."""
+    return update_run.combined(old, window, vocab_growth.merge_catalog(old.items, window.items))
 
 
 def _slices(
@@ -97,15 +94,16 @@ def run(
         )
     start = int(window.interactions["timestamp"].min())
     end = int(window.interactions["timestamp"].max()) + 1
+    datasets = {art.root: art.dataset() for art in (cand, champ)}
     for art in (cand, champ):
-        seen = int(art.dataset().interactions["timestamp"].max())
+        seen = int(datasets[art.root].interactions["timestamp"].max())
         if seen >= start:
             raise errors.DataError(
                 f"expected a window after every event model `{art.root}` knows (its last at "
                 f"unix second {seen}), received one starting at {start}: it is not held out",
                 path=events,
             )
-    data = _data(cand, window)
+    data = _data(datasets[cand.root], window)
     segments = _slices(champ, window, data.items, gate.categories)
     results = {
         name: replay.window_result(art.root, data, start, end, segments)
@@ -161,7 +159,6 @@ def run(
         "settings": config_lib.to_dict(config)["gates"]["quality"],
     }
     path = Path(out) if out is not None else cand.root / "gates" / "quality.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     config_lib.write_text_atomic(path, json.dumps(verdict, indent=2, default=str) + "\n")
     verdict["path"] = str(path)
     return verdict
