@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,12 +102,14 @@ def served_recall(
     index: index_lib.ItemIndex,
     export_dir: os.PathLike | str,
     requests: list[dict[str, np.ndarray]],
-    k: int,
-) -> float:
-    """Recall@k of the exported main model's `retrieve` against exact search, same requests.
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """Recall@k of the exported main model's `retrieve` against exact search, same requests,
+    for each k of `ks` (`recall@k` -> value).
 
     The exported SavedModel answers the requests in process; the exact answers come from the
-    same serving graph with brute force over the same items. 1.0 when the export is exact.
+    same serving graph with brute force over the same items. Both are asked once for the
+    largest k; recall@k compares the first k of each list. 1.0 when the export is exact.
     """
     import tensorflow as tf
 
@@ -119,12 +122,15 @@ def served_recall(
     )
     exact = export_run.serving_module(exact_trained, index)
     names = request_schema.names_of(request_schema.RETRIEVE, False, False)
-    found = total = 0
+    found = dict.fromkeys(ks, 0)
+    total = dict.fromkeys(ks, 0)
     for request in requests:
         inputs = {name: tf.constant(request[name]) for name in names}
-        inputs["k"] = tf.constant([k], tf.int32)
-        want = set(exact.retrieve(**inputs)["item_ids"].numpy()[0].tolist()) - {b""}
-        got = set(served.signatures["retrieve"](**inputs)["item_ids"].numpy()[0].tolist())
-        found += len(want & got)
-        total += len(want)
-    return round(found / max(total, 1), 4)
+        inputs["k"] = tf.constant([max(ks)], tf.int32)
+        want_all = exact.retrieve(**inputs)["item_ids"].numpy()[0].tolist()
+        got_all = served.signatures["retrieve"](**inputs)["item_ids"].numpy()[0].tolist()
+        for k in ks:
+            want = set(want_all[:k]) - {b""}
+            found[k] += len(want & set(got_all[:k]))
+            total[k] += len(want)
+    return {f"recall@{k}": round(found[k] / max(total[k], 1), 4) for k in sorted(ks)}

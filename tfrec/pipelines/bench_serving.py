@@ -164,12 +164,9 @@ def run(
             recall = {}
             if index_label != bench_report.INDEX[bench_report.MAIN]:
                 progress(f"{n:,} items: recall of the {index_label} index against exact ...")
-                recall = {
-                    f"recall@{k}": bench_catalog.served_recall(
-                        trained, index, export_dir, requests, k
-                    )
-                    for k in sorted({bench.k, 100})
-                }
+                recall = bench_catalog.served_recall(
+                    trained, index, export_dir, requests, sorted({bench.k, 100})
+                )
             exports.append(
                 {
                     "items": n,
