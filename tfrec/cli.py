@@ -151,6 +151,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_index_refresh(args) -> int:
+    from tfrec.pipelines import refresh as run
+
+    with console.stdout_for_json() as stdout:
+        result = run.refresh(
+            args.workdir,
+            args.export_dir,
+            items=args.items,
+            retire=args.retire,
+            model_name=args.model_name,
+            base_prefix=args.base_prefix,
+            overrides=args.set,
+        )
+    print(json.dumps(result, indent=2) if args.json else run.format_summary(result), file=stdout)
+    return 0
+
+
 def cmd_recommend(args) -> int:
     from tfrec.pipelines import recommend as recommend_lib
 
@@ -197,6 +214,7 @@ def _add_export_commands(sub) -> None:
         "(repeatable; default: the run's config)",
     )
     exp.set_defaults(func=cmd_export)
+    _add_index_commands(sub)
     rec = sub.add_parser("recommend", help="ask a running server for recommendations")
     rec.add_argument("--server", required=True, help="HOST:PORT (gRPC, or REST with --rest)")
     rec.add_argument("--user", required=True)
@@ -208,6 +226,40 @@ def _add_export_commands(sub) -> None:
     rec.add_argument("--model-name", default="tfrec")
     rec.add_argument("--signature", default="recommend", choices=["recommend", "retrieve"])
     rec.set_defaults(func=cmd_recommend)
+
+
+def _add_index_commands(sub) -> None:
+    index = sub.add_parser("index", help="change the item index of exported models")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    ref = index_sub.add_parser(
+        "refresh",
+        help="new, changed and retired items as a new version of the served models, "
+        "without retraining",
+    )
+    ref.add_argument("--workdir", required=True, help="the trained run the export came from")
+    ref.add_argument("--export-dir", required=True, help="model base path a server watches")
+    ref.add_argument(
+        "--items",
+        help="CSV item_id,title[,description,category,price]: new ids are added, served ids "
+        "re-embedded from this row",
+    )
+    ref.add_argument(
+        "--retire", help="ids to drop: a .csv with an item_id column, or one id per line"
+    )
+    ref.add_argument("--model-name", default="tfrec")
+    ref.add_argument(
+        "--base-prefix",
+        help="as for `tfrec export` (default: the one the last export recorded)",
+    )
+    ref.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="index.KEY=VALUE",
+        help="change the newest version's item index settings, e.g. index.nprobe=32",
+    )
+    ref.add_argument("--json", action="store_true", help="print the result as JSON")
+    ref.set_defaults(func=cmd_index_refresh)
 
 
 def cmd_promote(args) -> int:

@@ -1,4 +1,4 @@
-"""Cold-start items: read a CSV of new items and embed them with the trained item tower."""
+"""Cold-start and changed items: read an items CSV and embed its rows with the trained item tower."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ REQUIRED = ("item_id", "title")
 OPTIONAL = ("description", "category", "price")
 
 
-def read_items(path: os.PathLike | str, known_ids=()) -> pd.DataFrame:
-    """Reads and checks a new-items CSV: columns item_id,title[,description,category,price].
+def read_items(path: os.PathLike | str, known_ids=(), changes: bool = False) -> pd.DataFrame:
+    """Reads and checks an items CSV: columns item_id,title[,description,category,price].
 
     Args:
         path: path. UTF-8 CSV with a header row.
         known_ids: iterable of str. Ids already served; a new item must not reuse one.
+        changes: bool. Rows may also describe served items anew (`tfrec index refresh`);
+            False: every id must be new (`tfrec export --add-items`). Either way an id appears
+            once. Defaults to False.
 
     Returns:
         pd.DataFrame in the canonical item schema (tfrec.data.schema.ITEM_COLUMNS).
@@ -51,6 +54,7 @@ def read_items(path: os.PathLike | str, known_ids=()) -> pd.DataFrame:
             if name not in header:
                 raise errors.DataError("required column is missing", path=path, row=1, field=name)
         known = {str(i) for i in known_ids}
+        seen: dict[str, int] = {}
         rows = []
         for number, values in enumerate(reader, start=2):
             if not any(v.strip() for v in values):
@@ -59,7 +63,9 @@ def read_items(path: os.PathLike | str, known_ids=()) -> pd.DataFrame:
                 raise errors.DataError(
                     f"expected {len(header)} fields, received {len(values)}", path=path, row=number
                 )
-            rows.append(_check_row(dict(zip(header, values, strict=True)), known, path, number))
+            row = _check_row(dict(zip(header, values, strict=True)), path, number)
+            _check_id(row["item_id"], known, seen, changes, path, number)
+            rows.append(row)
     if not rows:
         raise errors.DataError("expected at least one item row, received none", path=path)
     frame = pd.DataFrame(rows, columns=REQUIRED + OPTIONAL)
@@ -67,20 +73,31 @@ def read_items(path: os.PathLike | str, known_ids=()) -> pd.DataFrame:
     return frame
 
 
-def _check_row(row: dict, known: set, path: Path, number: int) -> dict:
+def _check_id(item_id: str, known: set, seen: dict, changes: bool, path: Path, number: int):
+    if item_id in seen:
+        raise errors.DataError(
+            f"expected each item id once, received {item_id!r} again (first at row "
+            f"{seen[item_id]})",
+            path=path,
+            row=number,
+            field="item_id",
+        )
+    seen[item_id] = number
+    if item_id in known and not changes:
+        raise errors.DataError(
+            f"expected a new item id, received {item_id!r} which is already served",
+            path=path,
+            row=number,
+            field="item_id",
+        )
+
+
+def _check_row(row: dict, path: Path, number: int) -> dict:
     item_id = row["item_id"].strip()
     if not item_id:
         raise errors.DataError(
             "expected a non-empty id, received ''", path=path, row=number, field="item_id"
         )
-    if item_id in known:
-        raise errors.DataError(
-            f"expected a new item id, received {item_id!r} which is already served or repeated",
-            path=path,
-            row=number,
-            field="item_id",
-        )
-    known.add(item_id)
     title = row["title"].strip()
     if not title:
         # The tower embeds a new item from its text: without any, it would sit at the OOV point.
@@ -110,11 +127,14 @@ def _check_row(row: dict, known: set, path: Path, number: int) -> dict:
     }
 
 
-def embed_items(items: pd.DataFrame, spec: features.FeatureSpec, candidate_model):
+def embed_items(
+    items: pd.DataFrame, spec: features.FeatureSpec, candidate_model
+) -> index_lib.ItemIndex:
     """An ItemIndex of `items` embedded by the candidate tower (no retraining).
 
     New ids are out of the tower's id vocabulary, so their vectors come from their text,
-    category and price, as for any item unseen in training.
+    category and price, as for any item unseen in training; a changed item trained on keeps
+    its id embedding and adds its new text, category and price.
     """
     table = vocab.build_item_table(items, spec)
     return index_lib.from_table(candidate_model, table)

@@ -82,6 +82,34 @@ class ItemIndex:
             )
         )
 
+    def replace_rows(self, other: ItemIndex) -> ItemIndex:
+        """A new index: these items, each id of `other` in its row here described by `other`.
+
+        Rows keep their positions, so the id order a server saw stays the same.
+        """
+        if other.dim != self.dim:
+            raise errors.DataError(
+                f"`vectors` of changed items must have dim {self.dim}, received {other.dim}"
+            )
+        row_of = {item_id: row for row, item_id in enumerate(self.item_ids)}
+        missing = [i for i in other.item_ids if i not in row_of]
+        if missing:
+            raise errors.DataError(
+                f"changed `item_ids` must be in the index, received {missing[0]!r}"
+            )
+        rows = np.asarray([row_of[i] for i in other.item_ids], dtype=np.int64)
+        arrays = {}
+        for f in dataclasses.fields(self):
+            values = getattr(self, f.name).copy()
+            values[rows] = getattr(other, f.name)
+            arrays[f.name] = values
+        return ItemIndex(**arrays)
+
+    def without(self, item_ids) -> ItemIndex:
+        """A new index without the items `item_ids` (the rest keep their order)."""
+        keep = ~np.isin(self.item_ids.astype(str), np.asarray(list(item_ids), dtype=str))
+        return ItemIndex(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
+
     def save(self, directory: os.PathLike | str) -> None:
         """Writes `index.npz` (vectors, prices) and `items.json` (ids, titles, categories)."""
         directory = Path(directory)
