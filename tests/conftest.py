@@ -66,3 +66,13 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     train_run.train_all(config, root / "run", baselines=False)
     shutil.rmtree(data)
     return TinyRun(config, root / "run", root / "run" / "artifact")
+
+
+@pytest.fixture(scope="session")
+def preset(tmp_path_factory):
+    """A keras-nlp preset imported from a tiny random checkpoint (2 layers, hidden 32)."""
+    from tests.text import tiny_checkpoint
+    from tfrec.text import hf_import
+
+    root = tmp_path_factory.mktemp("tiny")
+    return hf_import.import_hf(tiny_checkpoint.write(root / "src"), root / "preset")

@@ -84,6 +84,21 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class QueryStudentConfig:
+    """A shallow student of the pretrained model's frozen part, for search queries in real time.
+
+    Distilled before the towers train, on query-like text made from the training catalog and
+    the preset's vocabulary (`tfrec.training.query_student`); then every query, in training and
+    in serving, goes through it instead of the frozen layers. Modes frozen and finetune only.
+    """
+
+    layers: int = 0  # transformer layers; 0: no student, queries run the frozen part
+    steps: int = 400
+    batch_size: int = 64
+    learning_rate: float = 2e-4
+
+
+@dataclasses.dataclass(frozen=True)
 class TextEncoderConfig:
     """The KerasNLP BERT over item and query text: from scratch, or a pretrained preset."""
 
@@ -100,6 +115,7 @@ class TextEncoderConfig:
     hidden_dim: int = 64
     intermediate_dim: int = 128
     dropout: float = 0.1
+    query_student: QueryStudentConfig = dataclasses.field(default_factory=QueryStudentConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -738,6 +754,25 @@ def check(config: Config) -> None:
             "`model.text_encoder.trainable_layers` must be an int >= 1 in mode 'finetune', "
             f"received {text.trainable_layers!r}"
         )
+    student = text.query_student
+    if student.layers:
+        if text.mode == "scratch":
+            raise errors.ConfigError(
+                "`model.text_encoder.query_student.layers` needs mode 'frozen' or 'finetune' "
+                "(a student of the pretrained model), received mode 'scratch'; set it to 0"
+            )
+        for name, low in (("layers", 0), ("steps", 1), ("batch_size", 1)):
+            value = getattr(student, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise errors.ConfigError(
+                    f"`model.text_encoder.query_student.{name}` must be an int >= {low}, "
+                    f"received {value!r}"
+                )
+        if not student.learning_rate > 0:
+            raise errors.ConfigError(
+                "`model.text_encoder.query_student.learning_rate` must be > 0, received "
+                f"{student.learning_rate!r}"
+            )
     compression = config.compression
     sparsities = compression.sparsities
     if not sparsities or not all(

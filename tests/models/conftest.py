@@ -4,6 +4,7 @@ Also makes the repository root importable so test modules can `from tests import
 """
 
 import tfrec  # noqa: I001, F401  (first: it selects Keras 2 before TensorFlow loads)
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -65,3 +66,11 @@ def random_batch(spec: features.FeatureSpec, batch: int, seed: int = 0) -> dict:
 @pytest.fixture
 def make_batch(spec):
     return lambda batch, seed=0: random_batch(spec, batch, seed)
+
+
+@pytest.fixture
+def pretrained_spec(spec):
+    """`spec` over the tiny checkpoint's WordPiece vocabulary."""
+    from tests.text import tiny_checkpoint
+
+    return dataclasses.replace(spec, wordpiece=list(tiny_checkpoint.VOCAB))

@@ -20,16 +20,22 @@ the rows it had to compute live, so each item's frozen part runs once in the fir
 is read from the table afterwards. Inference never writes to the table. The table is an
 ordinary (non-trainable) weight: checkpoints and SavedModels carry it, and a restored model
 reads the same rows it trained with.
+
+Search queries are never cached, so with `query_student_layers > 0` they go through a shallow
+student of the frozen part instead (`tfrec.layers.query_student`), in training as in serving:
+the towers learn on the query vectors the server will compute. The student is frozen here; it
+is distilled before the towers train (`tfrec.training.query_student`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfrec.layers import pooling, text_encoder
+from tfrec.layers import pooling, query_student, text_encoder
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrec")
@@ -50,6 +56,9 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
         sep_token_id: int. Id of "[SEP]" in the backbone's vocabulary.
         trainable_layers: int in [0, backbone.num_layers]. Top transformer layers that train;
             0 freezes the backbone. Defaults to 0.
+        query_student_layers: int in [0, num_layers - trainable_layers]. Transformer layers of
+            the student that encodes search queries in place of the frozen part; 0: queries
+            go through the frozen part itself. Defaults to 0.
 
     Call args:
         inputs: int32 token ids `[batch, length]` (0 = padding), or a dict with `token_ids`
@@ -77,6 +86,7 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
         cls_token_id: int,
         sep_token_id: int,
         trainable_layers: int = 0,
+        query_student_layers: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -103,7 +113,26 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
         self.sep_token_id = sep_token_id
         self.trainable_layers = trainable_layers
         self.split = num_layers - trainable_layers
+        if (
+            isinstance(query_student_layers, bool)
+            or not isinstance(query_student_layers, int)
+            or not 0 <= query_student_layers <= self.split
+        ):
+            raise ValueError(
+                f"`query_student_layers` must be an int in [0, {self.split}] (the frozen "
+                f"layers it replaces), received {query_student_layers!r}"
+            )
+        self.query_student_layers = query_student_layers
         self._freeze(backbone)
+        self.student: Optional[query_student.QueryStudent] = None
+        if query_student_layers:
+            self.student_picks = query_student.teacher_layers(self.split, query_student_layers)
+            self.student = query_student.QueryStudent(
+                [backbone.transformer_layers[i].get_config() for i in self.student_picks],
+                name="query_student",
+            )
+            # Distilled on its own (`tfrec.training.query_student`), never by the towers' loss.
+            self.student.trainable = False
         self.bert_inputs = text_encoder.BertInputs(cls_token_id, sep_token_id, name="bert_inputs")
         self.item_lookup = tf.keras.layers.StringLookup(
             vocabulary=self.items, num_oov_indices=1, name="text_cache_lookup"
@@ -148,14 +177,22 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
             trainable=False,
             experimental_autocast=False,
         )
+        if self.student is not None and not self.student.built:
+            self.student.build(tf.TensorShape([None, None, hidden]))
+            # A restored model overwrites these with the distilled weights.
+            self.student.copy_teacher(self.backbone, self.student_picks)
         super().build(input_shape)
 
-    def _frozen_part(self, bert: dict) -> tf.Tensor:
+    def _frozen_part(self, bert: dict, student: bool = False) -> tf.Tensor:
         """Embeddings and the lower layers (inference mode); pooled too when all are frozen.
 
         Runs on the columns up to the longest text only (search queries and titles are mostly
         padding): padding is masked out of attention and pooling, so the real tokens' states
         are unchanged; token states come back padded with zeros to the full width.
+
+        Args:
+            bert: dict of `BertInputs` outputs.
+            student: bool. Run the query student in place of the lower layers (it must exist).
         """
         width = tf.shape(bert["token_ids"])[1]
         longest = tf.reduce_max(tf.reduce_sum(bert["padding_mask"], axis=1))
@@ -167,11 +204,34 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
             (tokens, b.position_embedding(tokens), b.segment_embedding(bert["segment_ids"]))
         )
         x = b.embeddings_layer_norm(x)
-        for layer in b.transformer_layers[: self.split]:
-            x = layer(x, padding_mask=bert["padding_mask"], training=False)
+        if student:
+            assert self.student is not None, "checked by the callers"
+            x = self.student(x, padding_mask=bert["padding_mask"], training=False)
+        else:
+            for layer in b.transformer_layers[: self.split]:
+                x = layer(x, padding_mask=bert["padding_mask"], training=False)
         if self.trainable_layers:
             return tf.pad(x, [[0, 0], [0, width - longest], [0, 0]])
         return self.token_pooling([x, bert["padding_mask"]])
+
+    def frozen_outputs(
+        self, token_ids: tf.Tensor, student: bool = False
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """What the frozen part (or the query student) makes of texts, for distillation.
+
+        Args:
+            token_ids: int32 `[batch, length]` WordPiece ids, 0 = padding, no [CLS]/[SEP].
+            student: bool. The query student's outputs instead of the frozen layers'.
+
+        Returns:
+            `(outputs, padding_mask)`: outputs `[batch, hidden]` pooled (mode frozen) or
+            `[batch, length + 2, hidden]` token states (mode finetune); the int32 mask
+            `[batch, length + 2]` of the wrapped texts.
+        """
+        if student and self.student is None:
+            raise ValueError("this encoder has no query student (query_student_layers=0)")
+        bert = self.bert_inputs(token_ids)
+        return self._frozen_part(bert, student=student), bert["padding_mask"]
 
     def _trainable_part(self, x: tf.Tensor, padding_mask: tf.Tensor, training) -> tf.Tensor:
         if not self.trainable_layers:
@@ -204,7 +264,11 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
         # Only the texts without a cached row run the frozen part: most of a training batch
         # after the first epoch, and most search queries (empty), run nothing.
         live_rows = tf.where(needed)[:, 0]
-        live = self._frozen_part(tf.nest.map_structure(lambda t: tf.gather(t, live_rows), bert))
+        # Queries (no item ids) take the student when there is one; item texts never do.
+        live = self._frozen_part(
+            tf.nest.map_structure(lambda t: tf.gather(t, live_rows), bert),
+            student=item_ids is None and self.student is not None,
+        )
         live = tf.cast(live, tf.float32)
         if item_ids is None:
             base = tf.zeros(tf.concat([tf.shape(needed), tf.shape(live)[1:]], 0), tf.float32)
@@ -261,6 +325,7 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
             "cls_token_id": self.cls_token_id,
             "sep_token_id": self.sep_token_id,
             "trainable_layers": self.trainable_layers,
+            "query_student_layers": self.query_student_layers,
         }
 
     @classmethod

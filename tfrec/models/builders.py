@@ -50,6 +50,7 @@ def build_pretrained_text_encoder(
         cls_token_id=pretrained.cls_token_id,
         sep_token_id=pretrained.sep_token_id,
         trainable_layers=text_config.trainable_layers if text_config.mode == "finetune" else 0,
+        query_student_layers=text_config.query_student.layers,
         name="text_encoder",
     )
 

@@ -12,12 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec import config as config_lib
-from tfrec import inference, precision
+from tfrec import errors, inference, precision
 from tfrec.data import pipeline
 from tfrec.data import prepared as prepared_lib
 from tfrec.evaluation import protocol
 from tfrec.models import builders, repeat_prior, retrieval
-from tfrec.training import distribution, tensorboard, workers
+from tfrec.training import distribution, query_student, tensorboard, workers
 from tfrec.training import fit as fit_lib
 from tfrec.training import workdir as workdir_lib
 
@@ -150,6 +150,9 @@ def _train(
         )
         model.compile(optimizer=optimizer)
     precision.set_policy("float32")
+    student_summary = None
+    if kind == "tfrec" and config.model.text_encoder.query_student.layers:
+        student_summary = _distil_query_student(config, wd, prepared, model, strategy, warm_start)
 
     # `train.batch_size` is per replica: a step reads batch_size x replicas examples over all
     # workers, and each replica's in-batch softmax sees `batch_size` candidates.
@@ -204,13 +207,15 @@ def _train(
         else None,
         "history": result.history,
     }
+    if student_summary is not None:
+        summary["query_student"] = student_summary
     if not chief:
         return summary  # what follows writes the run, or only feeds what does
     if result.finished_before and wd.history.is_file():
         # A resumed run with nothing left to train keeps the timing of the run that trained;
         # `epochs_run` stays 0: it describes this invocation.
         previous = json.loads(wd.history.read_text(encoding="utf-8"))
-        kept = ("seconds", "examples_per_second", "history")
+        kept = ("seconds", "examples_per_second", "history", "query_student")
         summary.update({k: previous[k] for k in kept if k in previous})
     if kind == "tfrec":
         prior, tried = validation.tune_prior(model)
@@ -222,6 +227,40 @@ def _train(
         tensorboard.write_projector(wd.tb, model, prepared)
     tensorboard.write_hparams(wd.tb, config, summary)
     return summary
+
+
+def _distil_query_student(
+    config: config_lib.Config,
+    wd: workdir_lib.Workdir,
+    prepared: prepared_lib.PreparedData,
+    model: retrieval.RetrievalModel,
+    strategy: tf.distribute.Strategy,
+    warm_start: Optional[Callable[[retrieval.RetrievalModel], Any]],
+) -> Optional[dict[str, Any]]:
+    """Distils the text encoder's query student unless its weights come from elsewhere.
+
+    A resumed run restores the distilled student from its checkpoint, and an update copies
+    the current model's: neither distils again.
+    """
+    if warm_start is not None or tf.train.latest_checkpoint(str(wd.checkpoints)):
+        return None
+    if strategy.num_replicas_in_sync > 1:
+        raise errors.ConfigError(
+            "`model.text_encoder.query_student` is distilled in one process: train it with "
+            "`train.distribution` other than multi_worker, or set its `layers` to 0"
+        )
+    student = config.model.text_encoder.query_student
+    # Titles of the training vocabulary's items: text the shop had before the split.
+    rows = prepared.table.index_of(np.asarray(prepared.spec.items, dtype=object))
+    return query_student.distil(
+        model.query_model.get_layer("text_encoder"),
+        prepared.spec,
+        [str(t) for t in prepared.table.titles[rows[rows >= 0]]],
+        steps=student.steps,
+        batch_size=student.batch_size,
+        learning_rate=student.learning_rate,
+        seed=config.train.seed,
+    )
 
 
 def load_trained(
