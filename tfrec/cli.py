@@ -472,6 +472,9 @@ def cmd_bench_search(args) -> int:
         preset=args.preset,
         max_length=args.max_length,
         max_queries=args.max_queries,
+        student_layers=args.student_layers,
+        student_steps=args.student_steps,
+        query_length=args.query_length,
     )
     return 0
 
@@ -480,7 +483,8 @@ def _add_bench_search_command(bench_sub) -> None:
     search = bench_sub.add_parser(
         "search",
         help="search quality (Recall@10, MRR, paired 95%% CIs against BM25) on Amazon reviews: "
-        "BM25, TF-IDF, frozen MiniLM (concatenated text, best review) and their fusion",
+        "BM25, TF-IDF, frozen MiniLM (concatenated text, best review), their fusion, and "
+        "queries through the distilled query student",
     )
     _add_config_args(search)
     search.add_argument("--path", help="the Amazon review CSV (default: the config's data.path)")
@@ -492,6 +496,21 @@ def _add_bench_search_command(bench_sub) -> None:
     )
     search.add_argument(
         "--max-queries", type=int, help="score a fixed random subset of the queries (quick runs)"
+    )
+    search.add_argument(
+        "--student-layers",
+        type=int,
+        default=2,
+        help="layers of the distilled query student (default 2; 0: no teacher/student rows)",
+    )
+    search.add_argument(
+        "--student-steps", type=int, default=400, help="its distillation steps (default 400)"
+    )
+    search.add_argument(
+        "--query-length",
+        type=int,
+        help="WordPiece tokens per query for the teacher/student rows "
+        "(default: the config's data.query_text_length)",
     )
     search.add_argument(
         "--output",

@@ -62,3 +62,36 @@ def test_format_table_marks_the_reference_and_significant_differences():
     assert "| BM25 (bm25s, defaults) |" in table and "reference | reference |" in table
     assert "| TF-IDF cosine (scikit-learn, defaults) | 1.000 | 1.000 |" in table
     assert "cut at 128 tokens (50% of item texts, 25% of reviews)" in table
+
+
+def test_student_rows_score_every_item_for_every_query(preset, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setattr(bench_search, "LATENCY_CALLS", 5)
+
+    from tfrec.evaluation.search import benchmark
+
+    texts = ["red dog food", "the candle holder", "puppy kibble", "red candle", "dog food"]
+    reviews = pd.DataFrame(
+        {
+            "record": range(10),
+            "item_id": ["a", "b", "c", "a", "b", "c", "a", "b", "c", "a"],
+            "summary": texts * 2,
+            "text": ["the red dog"] * 10,
+            "timestamp": range(0, 100, 10),
+        }
+    )
+    sset = benchmark.build(reviews, text_share=0.6)
+    assert list(sset.review_summaries) == texts[:5] + texts[:1]
+    scores = {"tfidf": np.zeros([sset.queries.size, sset.num_items], np.float32)}
+    reviews_vectors = np.random.default_rng(0).normal(size=[sset.review_texts.size, 32])
+    facts = bench_search.student_scores(
+        sset, scores, reviews_vectors, str(preset), 1, 3, 6, progress=False
+    )
+    for name in ("teacher", "student", "student_fusion"):
+        assert scores[name].shape == (sset.queries.size, sset.num_items), name
+        assert np.isfinite(scores[name]).all()
+    assert facts["steps"] == 3 and facts["query_length"] == 6
+    assert facts["latency_ms"]["student"]["p50"] > 0
+    # One layer of two: the student is not the teacher, so some score differs.
+    assert np.abs(scores["student"] - scores["teacher"]).max() > 0

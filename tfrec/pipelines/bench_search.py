@@ -9,7 +9,19 @@ first 80%. Five scorers rank the whole catalog for every query:
 * `minilm_concat`: the frozen default text model (all-MiniLM-L6-v2 through
   `text.sentence_encoder`), one vector per item's text, cut at `max_length` tokens;
 * `minilm_best_review`: the same model, an item scored by its best-matching single review;
-* `fusion`: reciprocal-rank fusion (k = 60) of `tfidf` and `minilm_best_review`.
+* `fusion`: reciprocal-rank fusion (k = 60) of `tfidf` and `minilm_best_review`;
+
+and, as a served model reads queries (`--student-layers`, default 2; 0 leaves them out), with
+queries cut at `--query-length` WordPiece tokens (`data.query_text_length`) and reviews
+embedded by the full model as `minilm_best_review` does:
+
+* `teacher`: queries through the full model at that length;
+* `student`: queries through the distilled query student (`layers.query_student`, distilled
+  by `training.query_student` on the text-window review summaries and vocabulary words, never
+  on a query);
+* `student_fusion`: reciprocal-rank fusion of `tfidf` and `student`.
+
+The report also times one 6-word query through teacher and student, batch 1, in process.
 
 Metrics follow `evaluation.protocol` (full catalog, pessimistic ties); every scorer is compared
 with BM25 on the same queries by a paired bootstrap (`evaluation.significance.compare`, 95%
@@ -45,7 +57,13 @@ LABELS = {
     "minilm_concat": "MiniLM frozen, item's concatenated reviews",
     "minilm_best_review": "MiniLM frozen, item's best-matching review",
     "fusion": "RRF of TF-IDF and MiniLM best review",
+    "teacher": "MiniLM (6 layers), query cut to the served length, best review",
+    "student": "distilled query student, best review",
+    "student_fusion": "RRF of TF-IDF and the student",
 }
+# A six-word query, for the latency of one query through teacher and student.
+LATENCY_QUERY = "warm sounding strings for acoustic guitar"
+LATENCY_CALLS = 200
 MAX_LENGTH = 128  # tokens per text, [CLS] and [SEP] included: MiniLM's training length
 
 
@@ -113,6 +131,115 @@ def score_all(
         lambda: fusion.reciprocal_rank_fusion([scores["tfidf"], scores["minilm_best_review"]]),
     )
     return scores, seconds
+
+
+def _query_encoders(preset: str, layers: int, query_length: int):
+    """A `PretrainedTextEncoder` of `preset` with a query student of `layers`, and its spec."""
+    import tensorflow as tf
+
+    from tfrec import features, presets
+    from tfrec.layers import pretrained_text_encoder, text_encoder
+
+    directory = presets.resolve(preset)
+    vocabulary = presets.vocabulary(directory)
+    backbone = text_encoder.load_backbone_preset(directory, len(vocabulary.tokens))
+    encoder = pretrained_text_encoder.PretrainedTextEncoder(
+        backbone,
+        output_dim=1,  # only the frozen part and the student are read
+        items=["-"],  # no item is cached: a placeholder for the lookup's vocabulary
+        text_length=query_length,
+        cls_token_id=vocabulary.cls_token_id,
+        sep_token_id=vocabulary.sep_token_id,
+        query_student_layers=layers,
+    )
+    encoder.build(tf.TensorShape([None, query_length]))
+    spec = features.FeatureSpec(
+        max_history=1,
+        text_length=query_length,
+        query_text_length=query_length,
+        event_types=(),
+        users=[],
+        items=[],
+        categories=[],
+        wordpiece=list(vocabulary.tokens),
+        lowercase=vocabulary.lowercase,
+        strip_accents=vocabulary.strip_accents,
+    )
+    return encoder, spec
+
+
+def _pooled(encoder, token_ids: np.ndarray, student: bool, batch_size: int = 256) -> np.ndarray:
+    """Unit-length pooled vectors of the frozen part (or the student) [n, hidden]."""
+    import tensorflow as tf
+
+    run = tf.function(lambda ids: encoder.frozen_outputs(ids, student=student)[0])
+    parts = [
+        run(tf.constant(token_ids[i : i + batch_size])).numpy()
+        for i in range(0, len(token_ids), batch_size)
+    ]
+    out = np.concatenate(parts).astype(np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
+
+
+def _latency_ms(encoder, spec, student: bool) -> dict[str, float]:
+    """p50 / p99 ms of one `LATENCY_QUERY` (batch 1) through teacher or student, in process."""
+    import tensorflow as tf
+
+    from tfrec.data import vocab
+
+    ids = tf.constant(
+        vocab.tokenize(np.array([LATENCY_QUERY], dtype=object), spec, spec.query_text_length)
+    )
+    run = tf.function(lambda t: encoder.frozen_outputs(t, student=student)[0])
+    for _ in range(5):
+        run(ids).numpy()
+    times = []
+    for _ in range(LATENCY_CALLS):
+        start = time.perf_counter()
+        run(ids).numpy()
+        times.append(1000 * (time.perf_counter() - start))
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
+def student_scores(
+    sset: benchmark.SearchSet,
+    scores: dict[str, np.ndarray],
+    review_vectors: np.ndarray,
+    preset: str,
+    layers: int,
+    steps: int,
+    query_length: int,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Adds the `teacher`, `student` and `student_fusion` scores; returns the student's facts.
+
+    The student is distilled here, on the text-window review summaries (as catalog titles are
+    in training) and vocabulary words; the queries are never distillation text.
+    """
+    from tfrec.data import vocab
+    from tfrec.training import query_student
+
+    encoder, spec = _query_encoders(preset, layers, query_length)
+    distilled = query_student.distil(
+        encoder, spec, list(sset.review_summaries), steps=steps, progress=progress
+    )
+    ids = vocab.tokenize(sset.queries, spec, query_length)
+    for name, student in (("teacher", False), ("student", True)):
+        scores[name] = dense.best_review_scores(
+            _pooled(encoder, ids, student), review_vectors, sset.review_items, sset.num_items
+        )
+    scores["student_fusion"] = fusion.reciprocal_rank_fusion([scores["tfidf"], scores["student"]])
+    return {
+        **distilled,
+        "query_length": query_length,
+        "latency_ms": {
+            "query": LATENCY_QUERY,
+            "calls": LATENCY_CALLS,
+            "teacher": _latency_ms(encoder, spec, student=False),
+            "student": _latency_ms(encoder, spec, student=True),
+        },
+    }
 
 
 def _rows(matrix: np.ndarray) -> protocol.ScoreFn:
@@ -199,6 +326,9 @@ def run(
     max_queries: Optional[int] = None,
     text_share: float = 0.8,
     min_query_words: int = 2,
+    student_layers: int = 2,
+    student_steps: int = 400,
+    query_length: Optional[int] = None,
     progress: bool = True,
 ) -> dict:
     """Builds the benchmark, scores, evaluates; writes `search.json` and `search.md`.
@@ -213,6 +343,10 @@ def run(
         max_queries: int or None. Score a fixed random subset of the queries (seed 0).
         text_share: float. Share of the time range that makes item text.
         min_query_words: int. Fewest words of a query.
+        student_layers: int. Layers of the distilled query student; 0: no student rows.
+        student_steps: int. Its distillation steps.
+        query_length: int or None. WordPiece tokens per query for teacher and student rows;
+            None: the config's `data.query_text_length`.
         progress: bool. Progress bars.
 
     Returns:
@@ -232,8 +366,23 @@ def run(
         sset.query_records = sset.query_records[keep]
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder = sentence_encoder.SentenceEncoder(preset, max_length=max_length)
+    encoder: Any = sentence_encoder.SentenceEncoder(preset, max_length=max_length)
     scores, seconds = score_all(sset, encoder, out_dir / "cache", progress)
+    student = None
+    if student_layers:
+        t1 = time.perf_counter()
+        reviews = dense.cached_encode(encoder, sset.review_texts, out_dir / "cache", "reviews")
+        student = student_scores(
+            sset,
+            scores,
+            reviews,
+            preset,
+            student_layers,
+            student_steps,
+            query_length or config.data.query_text_length,
+            progress,
+        )
+        seconds["student"] = round(time.perf_counter() - t1, 2)
     report: dict[str, Any] = {
         "benchmark": "search",
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -253,6 +402,7 @@ def run(
             "reviews": _truncated_share(encoder, sset.review_texts),
         },
         "scorers": evaluate_scores(scores, sset.relevant, sset.num_items),
+        "query_student": student,
         "seconds": {**seconds, "total": round(time.perf_counter() - t0, 2)},
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
     }

@@ -44,6 +44,8 @@ class SearchSet:
         relevant: int array [num_queries]. Catalog index of each query's item.
         query_records: int array [num_queries]. Source record of each query's review.
         cutoff: float. Unix seconds dividing the text window from the query window.
+        review_summaries: object array [num_reviews]. The summary alone of each text-window
+            review: short text written before the cut, like a query but never one.
     """
 
     item_ids: np.ndarray
@@ -55,6 +57,9 @@ class SearchSet:
     relevant: np.ndarray
     query_records: np.ndarray
     cutoff: float
+    review_summaries: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros([0], dtype=object)
+    )
 
     @property
     def num_items(self) -> int:
@@ -136,4 +141,5 @@ def build(reviews: pd.DataFrame, text_share: float = 0.8, min_query_words: int =
         relevant=relevant[keep].astype(np.int64),
         query_records=late["record"].to_numpy(dtype=np.int64)[keep],
         cutoff=cutoff,
+        review_summaries=early["summary"].astype(str).str.strip().to_numpy(dtype=object),
     )
