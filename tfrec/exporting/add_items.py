@@ -56,13 +56,7 @@ def read_items(path: os.PathLike | str, known_ids=(), changes: bool = False) -> 
         known = {str(i) for i in known_ids}
         seen: dict[str, int] = {}
         rows = []
-        for number, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
-                continue  # blank line
-            if len(values) != len(header):
-                raise errors.DataError(
-                    f"expected {len(header)} fields, received {len(values)}", path=path, row=number
-                )
+        for number, values in data_rows(reader, header, path):
             row = _check_row(dict(zip(header, values, strict=True)), path, number)
             _check_id(row["item_id"], known, seen, changes, path, number)
             rows.append(row)
@@ -71,6 +65,19 @@ def read_items(path: os.PathLike | str, known_ids=(), changes: bool = False) -> 
     frame = pd.DataFrame(rows, columns=REQUIRED + OPTIONAL)
     frame["price"] = frame["price"].astype(np.float32)
     return frame
+
+
+def data_rows(reader, header: list, path: Path):
+    """(1-based row number, values) of each non-blank row after the header, each checked to
+    have one value per column (`errors.DataError` naming the row otherwise)."""
+    for number, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue  # blank line
+        if len(values) != len(header):
+            raise errors.DataError(
+                f"expected {len(header)} fields, received {len(values)}", path=path, row=number
+            )
+        yield number, values
 
 
 def _check_id(item_id: str, known: set, seen: dict, changes: bool, path: Path, number: int):

@@ -147,13 +147,7 @@ def _id_rows(path: Path):
                 field=ITEM_ID,
             )
         column = header.index(ITEM_ID)
-        for number, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
-                continue  # blank line
-            if len(values) != len(header):
-                raise errors.DataError(
-                    f"expected {len(header)} fields, received {len(values)}", path=path, row=number
-                )
+        for number, values in add_items.data_rows(reader, header, path):
             yield number, values[column].strip()
 
 
