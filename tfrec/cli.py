@@ -479,6 +479,34 @@ def cmd_bench_search(args) -> int:
     return 0
 
 
+def cmd_bench_paraphrase(args) -> int:
+    from tfrec.pipelines import bench_paraphrase as bench
+
+    bench.run(args.workdir, args.queries, args.output, k=args.k)
+    return 0
+
+
+def _add_bench_paraphrase_command(bench_sub) -> None:
+    para = bench_sub.add_parser(
+        "paraphrase",
+        help="search with words the catalog never uses: share of the top k in the expected "
+        "category, per query of a query,category CSV",
+    )
+    para.add_argument("--workdir", required=True, help="a trained run or its artifact")
+    para.add_argument(
+        "--queries",
+        default="configs/demo_paraphrases.csv",
+        help="CSV of query,category rows (default: configs/demo_paraphrases.csv, for the demo)",
+    )
+    para.add_argument("--k", type=int, default=10, help="results per query (default 10)")
+    para.add_argument(
+        "--output",
+        default="bench-results/paraphrase",
+        help="folder for paraphrase.json and paraphrase.md",
+    )
+    para.set_defaults(func=cmd_bench_paraphrase)
+
+
 def _add_bench_search_command(bench_sub) -> None:
     search = bench_sub.add_parser(
         "search",
@@ -565,6 +593,7 @@ def _add_bench_commands(sub) -> None:
     )
     serving.set_defaults(func=cmd_bench_serving)
     _add_bench_search_command(bench_sub)
+    _add_bench_paraphrase_command(bench_sub)
 
 
 def cmd_results(args) -> int:
