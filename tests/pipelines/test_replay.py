@@ -7,6 +7,7 @@ import json
 import shutil
 import struct
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,7 +40,13 @@ def test_too_few_months_are_refused():
 
 def test_the_plot_is_a_png(tmp_path):
     rows = [
-        {"month": m, "arm": arm, "recall@50": 0.2 + i / 10, "ndcg@10": 0.1 + i / 20}
+        {
+            "month": m,
+            "arm": arm,
+            "recall@50": 0.2 + i / 10,
+            "ndcg@10": 0.1 + i / 20,
+            "new_items_recall@50": i / 10,
+        }
         for m in ("2011-10", "2011-11")
         for i, arm in enumerate(replay.ARMS)
     ]
@@ -48,8 +55,9 @@ def test_the_plot_is_a_png(tmp_path):
     assert replay.plot(rows, tmp_path / "replay.png")
     png = (tmp_path / "replay.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (960, 420)  # IHDR width, height
-    assert "ndcg@10" in (tmp_path / "replay.html").read_text(encoding="utf-8")
+    assert struct.unpack(">II", png[16:24]) == replay.PNG_SIZE  # IHDR width, height
+    html = (tmp_path / "replay.html").read_text(encoding="utf-8")
+    assert "Recall@50 on new items" in html and "updated monthly + daily refresh" in html
 
 
 @pytest.mark.slow
@@ -64,6 +72,69 @@ def test_a_two_month_replay_of_the_tiny_data(tmp_path):
     assert cells == {(m, a) for m in ("2024-05", "2024-06") for a in replay.ARMS}
     for row in result["rows"]:
         assert 0 <= row["ndcg@10"] <= 1 and 0 <= row["recall@50"] <= 1 and row["queries"] > 0
-        assert (row["seconds"] > 0) == (row["arm"] != "never")
+        assert (row["seconds"] > 0) == (not row["arm"].startswith("never"))
+        assert row["refresh"] == (row["arm"] != "never")
+        assert row["new_items_queries"] >= 0
+    assert set(result["new_item_pairs"]) == {"2024-05", "2024-06"}
     assert json.loads((tmp_path / "replay" / "replay.json").read_text()) == result
     assert (tmp_path / "replay" / "replay.png").stat().st_size > 0
+
+
+def _with_new_items(art, day: int):
+    """The artifact's data plus a later window of four invoices on two items it never saw:
+    `new-x` first bought on `day` at 09:00 and again at 18:00, then the next day; `new-y`
+    first bought four days later (so some items are never candidates for the earlier queries).
+    Returns the dataset, the window's start and end; queries in that chronological order."""
+    from tfrec.data import schema
+
+    old = art.dataset()
+    users = pd.unique(old.interactions["user_id"])[:4]
+    hours = [day + 9 * 3600, day + 18 * 3600, day + 34 * 3600, day + 4 * 86400 + 3600]
+    window = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": ["new-x", "new-x", "new-x", "new-y"],
+            "timestamp": hours,
+            "event_type": "purchase",
+            "value": 1.0,
+            "quantity": 1.0,
+            "price": 2.5,
+        }
+    )
+    category = old.items["category"].iloc[0]
+    new = pd.DataFrame(
+        {
+            "item_id": ["new-x", "new-y"],
+            "title": ["red enamel teapot", "blue glass vase"],
+            "description": ["a teapot", "a vase"],
+            "category": [category, category],
+            "price": [2.5, 4.0],
+        }
+    )
+    inter = pd.concat([old.interactions, window], ignore_index=True)
+    items = pd.concat([old.items, new], ignore_index=True)
+    data = schema.Dataset(old.name, inter, items, old.users, old.report)
+    return data, day - 2 * 86400, hours[-1] + 1
+
+
+def test_a_daily_refresh_ranks_an_item_from_the_day_after_its_listing(tiny_run):
+    from tfrec import artifact
+
+    art = artifact.Artifact(tiny_run.artifact)
+    last = int(art.dataset().interactions["timestamp"].max())
+    day = (last // 86400 + 5) * 86400  # midnight UTC, five days after the model's data
+    data, start, end = _with_new_items(art, day)
+    refreshed = replay.window_result(art.root, data, start, end, refresh=True, new_items=True)
+    served = replay.window_result(art.root, data, start, end, new_items=True)
+    today = replay.window_result(art.root, data, start, end)
+    bottom = 1.0 / refreshed.num_items  # MRR of an item ranked behind every other
+    assert refreshed.num_items == served.num_items == today.num_items + 2
+    mrr = refreshed.per_query["mrr"]
+    # Bought at 09:00 and 18:00 of its listing day: not in that day's index. The next day it
+    # is a candidate, ahead of `new-y`, which is not listed yet.
+    assert mrr[0] == mrr[1] == bottom and mrr[2] > bottom and mrr[3] == bottom
+    assert refreshed.metrics[replay.NEW_IN_WINDOW]["queries"] == 4
+    # Served as trained, the model can never return an item outside its catalog.
+    np.testing.assert_array_equal(served.per_query["mrr"], np.full(4, bottom))
+    # Without `new_items` (as before, and as `tfrec gate quality` ranks), they do not count.
+    assert today.metrics["all"]["queries"] == 0 and today.dropped["all"] == 4

@@ -20,12 +20,23 @@ from tfrec import errors, inference
 from tfrec.data import examples as examples_lib
 from tfrec.data import loaders, schema, vocab
 from tfrec.data import prepared as prepared_lib
-from tfrec.evaluation import protocol
+from tfrec.evaluation import daily_refresh, protocol
 from tfrec.models import repeat_prior
 from tfrec.pipelines import update as update_run
 from tfrec.training import trainer
 
-ARMS = ("never", "updated", "retrained")
+# Arm -> (the model it serves, whether its index is refreshed daily). `never` is the model as
+# trained, as before refreshes existed; every served arm gets each day's new items.
+ARMS = {
+    "never": ("never", False),
+    "never+refresh": ("never", True),
+    "updated+refresh": ("updated", True),
+    "retrained+refresh": ("retrained", True),
+}
+# Width and height of the chart, pixels: three panels side by side, the legend below them.
+PNG_SIZE = (1200, 460)
+# The segment of items first seen during the evaluated window (`window_result(new_items=True)`).
+NEW_IN_WINDOW = "new_in_window"
 KS = (10, 50)
 # Share of each training window, at its end, that picks the best epoch: the update's
 # `update.validation_fraction`, so the updated and retrained towers train on the same events.
@@ -97,13 +108,23 @@ def window_result(
     start: int,
     end: int,
     segments: Optional[Callable[[vocab.ItemTable], dict]] = None,
+    refresh: bool = False,
+    new_items: bool = False,
 ) -> protocol.EvalResult:
     """The evaluation of an artifact's towers + repeat prior on the window [start, end).
 
-    The ranking is over the shop's catalog at `start` (items with an event before it); items
-    the model's own catalog lacks score lowest, as a served model could not return them.
+    By default the ranking is over the shop's catalog at `start` (items with an event before
+    it), and items the model's own catalog lacks score lowest, as a served model could not
+    return them. With `new_items`, items first seen during the window also count (in the
+    ranking and the relevant sets), and the segment NEW_IN_WINDOW holds them. With `refresh`,
+    the model's index is refreshed at the start of each UTC day (`daily_refresh`): a query at
+    time t can also be shown every item first seen before t's day, embedded by the model's
+    item tower from its catalog row; items first seen on t's day or later score lowest for it.
+    A relevant item first seen on its query's own day is then out of reach of every model; it
+    still counts, the same for all.
+
     Queries and histories come from `dataset`, so two models scored on the same `dataset`
-    answer the same queries (per-query values pair up).
+    with the same `new_items` answer the same queries (per-query values pair up).
 
     Args:
         path: path. The model artifact (or its run folder).
@@ -111,6 +132,8 @@ def window_result(
         start, end: int. The window, unix seconds.
         segments: callable or None. ItemTable -> `protocol.evaluate` segments (name ->
             (query mask or None, item mask or None)) over that table's items.
+        refresh: bool. Refresh the model's index daily. Defaults to False.
+        new_items: bool. Count items first seen in the window. Defaults to False.
     """
     art = artifact_lib.Artifact(path)
     spec = art.spec()
@@ -121,53 +144,85 @@ def window_result(
         inter, start, end, data.max_history, data.target_events
     )
     table = vocab.build_item_table(dataset.items, spec)
-    first = inter.groupby("item_id")["timestamp"].min()
-    available = pd.Series(table.item_ids).map(first).to_numpy(np.float64) < start
+    first = pd.Series(table.item_ids).map(inter.groupby("item_id")["timestamp"].min())
+    first_seen = first.to_numpy(np.float64)
+    available = first_seen < (end if new_items else start)
     known = np.isin(table.item_ids, art.catalog()["item_id"].astype(str).to_numpy(dtype=object))
     items = inference.item_embeddings(towers.candidate_model, table)
     q = inference.query_embeddings(towers.query_model, queries, spec)
     prior = repeat_prior.RepeatPrior.load(art.workdir.repeat_prior)
     scored = prior.apply(inference.dot_score_fn(q, items), table.index_of(queries.history_item_ids))
-
-    def score(lo: int, hi: int) -> np.ndarray:
-        return np.where(known, scored(lo, hi), -1e9)
-
+    mask = (
+        daily_refresh.candidates(known, first_seen, queries.timestamp)
+        if refresh
+        else daily_refresh.fixed(known)
+    )
     relevant = [table.index_of(r) for r in queries.relevant]
+    slices = {} if segments is None else dict(segments(table))
+    if new_items:
+        slices[NEW_IN_WINDOW] = (None, first_seen >= start)
     return protocol.evaluate(
-        score,
+        daily_refresh.restrict(scored, mask),
         relevant,
         len(table),
         ks=KS,
         available=available,
-        segments=None if segments is None else segments(table),
+        segments=slices or None,
     )
 
 
 def evaluate(
-    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int
+    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int, refresh: bool
 ) -> dict[str, float]:
-    """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end)
-    (`window_result`)."""
-    result = window_result(path, dataset, start, end)
-    metrics = result.metrics["all"]
+    """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end),
+    items first listed during it counted (`window_result(new_items=True)`), and Recall@50 on
+    the new-item slice: the queries with such an item among their relevant ones, on those
+    items."""
+    result = window_result(path, dataset, start, end, refresh=refresh, new_items=True)
+    metrics, new = result.metrics["all"], result.metrics[NEW_IN_WINDOW]
     return {
         "recall@50": float(metrics["recall@50"]),
         "ndcg@10": float(metrics["ndcg@10"]),
-        "queries": int(next(iter(result.per_query.values())).shape[0]),
+        "queries": int(metrics["queries"]),
+        "new_items_recall@50": float(new["recall@50"]),
+        "new_items_queries": int(new["queries"]),
     }
 
 
+def new_item_reach(
+    config: config_lib.Config, dataset: schema.Dataset, start: int, end: int
+) -> dict[str, int]:
+    """How many (query, relevant item) pairs of [start, end) name an item first seen in it,
+    and how many of those a daily refresh can reach (the item first seen before the query's
+    day); the rest are out of reach of every arm."""
+    inter = dataset.interactions[dataset.interactions["timestamp"] < end]
+    data = config.data
+    queries = examples_lib.build_eval_queries(
+        inter, start, end, data.max_history, data.target_events
+    )
+    first = inter.groupby("item_id")["timestamp"].min()
+    lengths = np.array([len(r) for r in queries.relevant], dtype=np.int64)
+    ids = np.concatenate(queries.relevant) if len(queries) else np.zeros(0, object)
+    seen = pd.Series(ids).map(first).to_numpy(np.int64)
+    day = np.repeat(daily_refresh.day_start(queries.timestamp), lengths)
+    new = seen >= start
+    return {"pairs": int(new.sum()), "reachable_pairs": int((new & (seen < day)).sum())}
+
+
 def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -> dict[str, Any]:
-    """Replays the last `months` months of the config's data with three arms.
+    """Replays the last `months` months of the config's data with four arms.
 
     A base model is trained on the data before the first replayed month. Then for each month
-    W: `never` keeps the base model; `updated` runs `tfrec update` on W from the previous
-    month's updated model; `retrained` trains from scratch on everything before W's end.
-    Each is evaluated on the month after W (`evaluate`); times are wall seconds of training
-    or updating (evaluation excluded). The ranker is not part of the replay: the arms are
-    compared on retrieval (towers and repeat prior), which is what an update changes.
+    W: `never` keeps the base model as trained; `never+refresh` serves it with its index
+    refreshed daily (`window_result(refresh=True)`); `updated+refresh` runs `tfrec update` on
+    W from the previous month's updated model; `retrained+refresh` trains from scratch on
+    everything before W's end; both served with the daily refresh. Each is evaluated on the
+    month after W (`evaluate`, items first listed in it counted for every arm); times are wall
+    seconds of training or updating (evaluation excluded). The ranker is not part of the
+    replay: the arms are compared on retrieval (towers and repeat prior), which is what an
+    update changes.
 
-    Writes `<workdir>/replay.json` and `<workdir>/replay.png`.
+    Writes `<workdir>/replay.json`, `<workdir>/replay.html` and `<workdir>/replay.png`.
     """
     out = Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,6 +234,7 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
     base = _train(config, _before(dataset, first), base_start, first, out / "base")
     base_seconds = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
+    reach: dict[str, dict[str, int]] = {}
     current = {"never": base, "updated": base}
     for i in range(months):
         w_start, w_end, e_end = starts[i], starts[i + 1], starts[i + 2]
@@ -200,13 +256,16 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
             config, _before(dataset, w_end), w_start, w_end, out / f"retrained-{i + 1}"
         )
         seconds["retrained"] = time.perf_counter() - t0
-        for arm in ARMS:
-            metrics = evaluate(current[arm], dataset, w_end, e_end)
-            rows.append({"month": month, "arm": arm, "seconds": seconds[arm], **metrics})
+        reach[month] = new_item_reach(config, dataset, w_end, e_end)
+        for arm, (model, refresh) in ARMS.items():
+            metrics = evaluate(current[model], dataset, w_end, e_end, refresh)
+            row = {"month": month, "arm": arm, "refresh": refresh, "seconds": seconds[model]}
+            rows.append({**row, **metrics})
             print(
                 f"{month} {arm}: recall@50 {metrics['recall@50']:.4f}, ndcg@10 "
-                f"{metrics['ndcg@10']:.4f} ({metrics['queries']} queries), "
-                f"{seconds[arm]:.0f}s",
+                f"{metrics['ndcg@10']:.4f} ({metrics['queries']} queries); new items' "
+                f"recall@50 {metrics['new_items_recall@50']:.4f} "
+                f"({metrics['new_items_queries']} queries); {seconds[model]:.0f}s",
                 flush=True,
             )
     result = {
@@ -214,6 +273,7 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
         "months": months,
         "base": {"trained_before": schema.iso_utc(first), "seconds": base_seconds},
         "epochs": {"retrained": config.train.epochs, "updated": config.update.epochs},
+        "new_item_pairs": reach,
         "rows": rows,
     }
     config_lib.write_text_atomic(out / "replay.json", json.dumps(result, indent=2))
@@ -221,12 +281,29 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
     return result
 
 
-_COLORS = {"never": "#969696", "updated": "#1f77b4", "retrained": "#d62728"}
+_COLORS = {
+    "never": "#969696",
+    "never+refresh": "#2ca02c",
+    "updated+refresh": "#1f77b4",
+    "retrained+refresh": "#d62728",
+}
+_LABELS = {
+    "never": "never updated, no refresh",
+    "never+refresh": "never updated + daily refresh",
+    "updated+refresh": "updated monthly + daily refresh",
+    "retrained+refresh": "retrained monthly + daily refresh",
+}
+_METRICS = {
+    "recall@50": "Recall@50",
+    "ndcg@10": "NDCG@10",
+    "new_items_recall@50": "Recall@50 on new items",
+}
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
-    """Recall@50 and NDCG@10 per evaluated month, one line per arm (Plotly): `path` with an
-    .html suffix always, and the PNG `path` when kaleido finds a Chromium to render it.
+    """Recall@50, NDCG@10 and Recall@50 on the new-item slice per evaluated month, one line
+    per arm (Plotly): `path` with an .html suffix always, and the PNG `path` when kaleido
+    finds a Chromium to render it.
 
     Returns:
         bool: whether the PNG was written (a message on stderr says why not).
@@ -235,18 +312,15 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
     from plotly.subplots import make_subplots
 
     frame = pd.DataFrame(list(rows))
-    metrics = ("recall@50", "ndcg@10")
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=[f"{m} in the evaluated month" for m in metrics]
-    )
-    for col, metric in enumerate(metrics, start=1):
+    fig = make_subplots(rows=1, cols=len(_METRICS), subplot_titles=list(_METRICS.values()))
+    for col, metric in enumerate(_METRICS, start=1):
         for arm in ARMS:
             part = frame[frame["arm"] == arm].sort_values("month")
             fig.add_trace(
                 go.Scatter(
                     x=part["month"],
                     y=part[metric],
-                    name=arm,
+                    name=_LABELS[arm],
                     mode="lines+markers",
                     line={"color": _COLORS[arm], "width": 3},
                     showlegend=col == 1,
@@ -256,7 +330,13 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
                 col=col,
             )
     fig.update_xaxes(type="category", title_text="evaluated month")
-    fig.update_layout(template="plotly_white", width=960, height=420, margin={"t": 60})
+    fig.update_layout(
+        template="plotly_white",
+        width=PNG_SIZE[0],
+        height=PNG_SIZE[1],
+        margin={"t": 60},
+        legend={"orientation": "h", "y": -0.25},
+    )
     fig.write_html(str(Path(path).with_suffix(".html")), include_plotlyjs=True)
     try:
         fig.write_image(str(path))
