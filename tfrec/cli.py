@@ -482,7 +482,7 @@ def cmd_bench_search(args) -> int:
 def cmd_bench_paraphrase(args) -> int:
     from tfrec.pipelines import bench_paraphrase as bench
 
-    bench.run(args.workdir, args.queries, args.output, k=args.k)
+    bench.run(args.workdir, args.queries, args.output, k=args.k, repeats=args.repeats)
     return 0
 
 
@@ -499,6 +499,9 @@ def _add_bench_paraphrase_command(bench_sub) -> None:
         help="CSV of query,category rows (default: configs/demo_paraphrases.csv, for the demo)",
     )
     para.add_argument("--k", type=int, default=10, help="results per query (default 10)")
+    para.add_argument(
+        "--repeats", type=int, default=10, help="timed calls per query (default 10; 0: none)"
+    )
     para.add_argument(
         "--output",
         default="bench-results/paraphrase",

@@ -30,7 +30,9 @@ def test_precision_counts_the_answers_in_the_expected_category(tiny_run, tmp_pat
     category = str(catalog["category"].iloc[0])
     queries = tmp_path / "q.csv"
     queries.write_text(f"query,category\n{word} zzzq,{category}\n", encoding="utf-8")
-    report = bench_paraphrase.run(str(tiny_run.artifact), str(queries), str(tmp_path / "out"), k=3)
+    out = str(tmp_path / "out")
+    report = bench_paraphrase.run(str(tiny_run.artifact), str(queries), out, k=3, repeats=2)
+    assert report["recommend_ms"]["calls"] == 2 and report["recommend_ms"]["p50"] > 0
     row = report["queries"][0]
     assert row["catalog_words"] == [word.lower()]  # "zzzq" is in no title or description
     assert row["precision"] == sum(category_of[i] == category for i in row["top"]) / 3

@@ -4,7 +4,9 @@ Each query of a CSV (`query,category`) is sent as a search with no user and no h
 the artifact's own two-stage `Recommender` (the path the `_text` export serves); its score is
 the share of the top `k` in the expected category (precision@k), next to the share a random
 catalog item would have. The report lists, per query, the query words that do occur in the
-catalog's titles and descriptions, so "paraphrase" is checked rather than assumed.
+catalog's titles and descriptions, so "paraphrase" is checked rather than assumed. It also
+times `repeats` calls per query of that in-process `recommend` (batch 1, after one untimed
+call per query): the serving module's own cost, without a server or network.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import csv
 import datetime
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +54,7 @@ def read_queries(path: str | Path) -> list[tuple[str, str]]:
     return rows
 
 
-def run(workdir: str, queries: str, output: str, k: int = 10) -> dict[str, Any]:
+def run(workdir: str, queries: str, output: str, k: int = 10, repeats: int = 10) -> dict[str, Any]:
     """Scores every query; writes `<output>/paraphrase.json` and `paraphrase.md`."""
     art = artifact_lib.Artifact(workdir)
     catalog = art.catalog()
@@ -67,8 +70,13 @@ def run(workdir: str, queries: str, output: str, k: int = 10) -> dict[str, Any]:
     recommender = artifact_lib.load(workdir)
     category_of = dict(zip(catalog["item_id"].astype(str), categories, strict=True))
     results = []
+    times: list[float] = []
     for query, category in rows:
         answer = recommender.recommend("", [], k=k, query_text=query)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            recommender.recommend("", [], k=k, query_text=query)
+            times.append(1000 * (time.perf_counter() - start))
         got = [category_of.get(r["item_id"], "") for r in answer]
         results.append(
             {
@@ -93,6 +101,11 @@ def run(workdir: str, queries: str, output: str, k: int = 10) -> dict[str, Any]:
         "k": k,
         "mean_precision": float(np.mean([r["precision"] for r in results])),
         "mean_chance": float(np.mean([r["chance"] for r in results])),
+        "recommend_ms": {
+            "calls": len(times),
+            "p50": float(np.percentile(times, 50)) if times else None,
+            "p99": float(np.percentile(times, 99)) if times else None,
+        },
         "queries": results,
     }
     out = Path(output)
@@ -119,4 +132,11 @@ def format_table(report: dict) -> str:
     lines.append(
         f"| **mean** | | **{report['mean_precision']:.2f}** | {report['mean_chance']:.2f} | |"
     )
+    timing = report["recommend_ms"]
+    if timing["calls"]:
+        lines.append("")
+        lines.append(
+            f"In-process `recommend` with the query, batch 1: p50 {timing['p50']:.1f} ms, "
+            f"p99 {timing['p99']:.1f} ms over {timing['calls']} calls."
+        )
     return "\n".join(lines)
