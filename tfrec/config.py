@@ -402,6 +402,9 @@ class BenchConfig:
     # before the bench trains or exports anything.
     MAX_SECONDS: typing.ClassVar[float] = 300.0
     MAX_CONCURRENCY: typing.ClassVar[int] = 64
+    # Rows of one request: 256 already holds several batches of the server's default
+    # `max_batch_size` (32); larger requests would time the client's encoding, not serving.
+    MAX_REQUEST_ROWS: typing.ClassVar[int] = 256
 
     items: tuple = (10_000, 100_000, 1_000_000)  # synthetic catalog sizes, each >= `k`
     seconds: float = 6.0  # per timed phase of a cell: one client, then `concurrency` clients
@@ -411,7 +414,10 @@ class BenchConfig:
     concurrency: int = 4  # clients of the throughput phase
     warmup_requests: int = 20  # untimed requests per cell before its first round
     k: int = 10  # items each request asks for
-    request_pool: int = 64  # distinct synthetic requests, sent in turn
+    request_pool: int = 64  # distinct synthetic users' moments, sent in turn
+    # Rows (users) per request; each value measures every cell once more. A request of n rows
+    # holds n consecutive moments of the pool, so each is at most `request_pool`.
+    request_rows: tuple = (1,)
     # Larger catalogs are measured over gRPC with batching off only. With the defaults every
     # catalog gets the full grid: 36 cells, about 9-11 min on 2 CPU cores (each cell is
     # time-bounded; the 1M exports and server starts add about a minute).
@@ -732,6 +738,16 @@ def check(config: Config) -> None:
         if value < low or (high is not None and value > high):
             expected = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise errors.ConfigError(f"`bench.{name}` must be {expected}, received {value!r}")
+    rows_max = min(BenchConfig.MAX_REQUEST_ROWS, bench.request_pool)
+    if not bench.request_rows or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= rows_max
+        for n in bench.request_rows
+    ):
+        raise errors.ConfigError(
+            "`bench.request_rows` must be a non-empty list of rows per request, each an int in "
+            f"[1, {BenchConfig.MAX_REQUEST_ROWS}] and <= `bench.request_pool` "
+            f"({bench.request_pool}), received {list(bench.request_rows)!r}"
+        )
     if config.data.max_history < 1:
         raise errors.ConfigError(
             f"`data.max_history` must be >= 1, received {config.data.max_history}"

@@ -16,6 +16,7 @@ def test_defaults_are_the_full_grid_and_within_the_load_generators_bounds():
     assert defaults.items == (10_000, 100_000, 1_000_000)
     assert (defaults.seconds, defaults.rounds, defaults.concurrency) == (6.0, 3, 4)
     assert (defaults.k, defaults.warmup_requests, defaults.full_grid_max_items) == (10, 20, 10**6)
+    assert defaults.request_rows == (1,)  # one user per request unless asked
     # The config refuses what loadtest would refuse mid-run.
     assert config_lib.BenchConfig.MAX_SECONDS == loadtest.MAX_DURATION_S
     assert config_lib.BenchConfig.MAX_CONCURRENCY == loadtest.MAX_CONCURRENCY
@@ -56,12 +57,26 @@ def test_tiny_config_is_a_quick_bench():
         ("bench.warmup_requests=-1", r"`bench.warmup_requests` must be >= 0, received -1"),
         ("bench.request_pool=0", r"`bench.request_pool` must be >= 1, received 0"),
         ("bench.full_grid_max_items=-1", r"`bench.full_grid_max_items` must be >= 0"),
+        ("bench.request_rows=[]", r"`bench.request_rows` must be a non-empty list of rows"),
+        ("bench.request_rows=[1, 0]", r"each an int in \[1, 256\] .* received \[1, 0\]"),
+        ("bench.request_rows=[257]", r"`bench.request_rows` must be .* received \[257\]"),
+        ("bench.request_rows=[65]", r"<= `bench.request_pool` \(64\), received \[65\]"),
+        ("bench.request_rows=[true]", r"`bench.request_rows` must be .* received \[True\]"),
+        ("bench.request_rows=[1.5]", r"`bench.request_rows` must be .* received \[1.5\]"),
+        ("bench.request_rows=32", r"`bench.request_rows` must be tuple, received 32"),
         ("bench.colour=1", r"unknown config key `bench.colour`"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(errors.ConfigError, match=message):
         config_lib.load(None, [override])
+
+
+def test_request_rows_from_set_as_on_the_command_line():
+    cfg = config_lib.load(None, ["bench.request_rows=[1,32]"])
+    assert cfg.bench.request_rows == (1, 32)
+    cfg = config_lib.load(None, ["bench.request_pool=300", "bench.request_rows=[256]"])
+    assert cfg.bench.request_rows == (256,)
 
 
 def test_smaller_k_allows_smaller_catalogs():

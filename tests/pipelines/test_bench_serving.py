@@ -13,6 +13,7 @@ from tfrec import config as config_lib
 from tfrec.pipelines import bench_catalog, bench_model
 from tfrec.pipelines import bench_serving as bench
 from tfrec.serving import Client, bench_requests
+from tfrec.serving import client as client_lib
 from tfrec.serving import server as server_lib
 
 # -- arguments and config -----------------------------------------------------------------------
@@ -123,17 +124,33 @@ def test_synthetic_export_answers_with_synthetic_ids(workdir, tmp_path):
                 assert all(i.startswith(b"syn-") for i in found if i), (model, signature, found)
 
 
-def test_run_writes_json_and_markdown(workdir, tmp_path):
+def test_run_writes_json_and_markdown(workdir, tmp_path, monkeypatch):
     lines = []
     # full_grid_max_items=0: one server, gRPC with batching off only, to keep the test short.
+    # An IVF index of 16 lists over the 2,000 items, so the served recall is measured.
     overrides = [
         "bench.items=[2000]",
-        "bench.seconds=0.5",
+        "bench.seconds=0.4",
         "bench.full_grid_max_items=0",
         "bench.concurrency=2",
         "bench.rounds=2",
         "bench.warmup_requests=5",
+        "bench.request_rows=[1, 4]",
+        "index.kind=ivf",
+        "index.nlist=16",
+        "index.nprobe=4",
     ]
+    # What the load generator's clients send and get back: (model, rows sent, rows answered).
+    sent = []
+    predict = client_lib.Client.predict
+
+    def spy(self, model, inputs, *args, **kwargs):
+        outputs = predict(self, model, inputs, *args, **kwargs)
+        ids = outputs["item_ids" if "item_ids" in outputs else "ids"]
+        sent.append((model, len(inputs["history_item_ids"]), ids.shape[0]))
+        return outputs
+
+    monkeypatch.setattr(client_lib.Client, "predict", spy)
     results = bench.run(workdir, tmp_path, overrides=overrides, progress=lines.append)
     saved = json.loads((tmp_path / "serving.json").read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(results))
@@ -142,21 +159,46 @@ def test_run_writes_json_and_markdown(workdir, tmp_path):
     assert used.name == "tiny" and used.bench.items == (2000,) and used.bench.concurrency == 2
     assert saved["settings"]["concurrent_clients"] == 2 and saved["settings"]["rounds"] == 2
     assert saved["settings"]["config"] is None  # a given --workdir, measured as it is
-    assert {(c["model"], c["signature"]) for c in saved["cells"]} == {
-        ("tfrec", "retrieve"),
-        ("tfrec", "recommend"),
-        ("tfrec_f32", "retrieve"),
-        ("tfrec_int8", "retrieve"),
-    }
+    assert saved["settings"]["request_rows"] == [1, 4]
+    assert sorted((c["model"], c["signature"], c["rows"]) for c in saved["cells"]) == sorted(
+        (m, s, r)
+        for m, s in (
+            ("tfrec", "retrieve"),
+            ("tfrec", "recommend"),
+            ("tfrec_f32", "retrieve"),
+            ("tfrec_int8", "retrieve"),
+        )
+        for r in (1, 4)
+    )
     for cell in saved["cells"]:
         assert cell["single"]["failures"] == 0 and cell["single"]["requests"] > 0, cell
         assert cell["single"]["p50_ms"] <= cell["single"]["p95_ms"] <= cell["single"]["p99_ms"]
         assert cell["concurrent"]["clients"] == 2
+        for phase in (cell["single"], cell["concurrent"]):
+            # Both rounded to 0.1.
+            assert phase["rows_per_s"] == pytest.approx(
+                phase["throughput_rps"] * cell["rows"], abs=0.1 * cell["rows"] + 0.1
+            )
+    # Every model was sent requests of 1 and of 4 rows, and answered each row.
+    assert {(m, rows) for m, rows, _ in sent} == {
+        (m, r) for m in ("tfrec", "tfrec_f32", "tfrec_int8") for r in (1, 4)
+    }
+    assert all(rows == answered for _, rows, answered in sent)
+    # The IVF export's recall, measured alone and in requests of 4 rows: the same rows, the
+    # same search per row.
+    (export,) = saved["exports"]
+    assert export["index"] == "ivf float32 4/16"
+    assert 0 < export["recall@10"] <= 1 and set(export["recall_by_rows"]) == {"4"}
+    assert export["recall_by_rows"]["4"]["recall@10"] == pytest.approx(
+        export["recall@10"], abs=0.02
+    )
     assert [t["met"] is None for t in saved["targets"]] == [True, True]  # 100k not measured
     md = (tmp_path / "serving.md").read_text(encoding="utf-8")
-    assert md.startswith("# Serving benchmark") and "| 2,000 | tfrec | float32 | recommend |" in md
+    assert md.startswith("# Serving benchmark")
+    assert "| 2,000 | tfrec | ivf float32 4/16 | recommend | grpc | off | 4 |" in md
     assert "Each cell: 5 warm-up requests" in md and "split into 2 rounds" in md
-    assert any(line.startswith("[ 4/4]") for line in lines)
-    assert sum("round 2/2 of 4 cells" in line for line in lines) == 1
+    assert "Rows per request: 1, 4" in md and "4 rows per request: recall@10" in md
+    assert any(line.startswith("[ 8/8]") for line in lines)
+    assert sum("round 2/2 of 8 cells" in line for line in lines) == 1
     assert not list(tmp_path.glob(".serving-bench-*"))  # exports removed
     assert not list(tmp_path.glob("*.log"))  # server logs only kept when it failed

@@ -34,4 +34,24 @@ def test_a_result_names_its_cell():
     result = {"items": 10_000, "model": "tfrec_int8", "signature": "retrieve"}
     result.update(protocol="grpc", batching=True, single={"p50_ms": 1.0})
     assert bench_grid.Cell.from_result(result) == cell
-    assert cell.label == "   10,000 items tfrec_int8 retrieve  grpc batching on "
+    assert cell.label == "   10,000 items tfrec_int8 retrieve  grpc batching on    1 rows"
+    result["rows"] = 32
+    assert bench_grid.Cell.from_result(result) == bench_grid.Cell(
+        10_000, "tfrec_int8", "retrieve", "grpc", True, rows=32
+    )
+
+
+def test_each_rows_per_request_is_a_cell_of_its_own():
+    groups, _ = bench_grid.plan((2000,), with_recommend=True, full_grid_max=0, rows=(1, 32))
+    (group,) = groups
+    assert len(group.cells) == 8 and len(set(group.cells)) == 8
+    assert {(c.model, c.signature, c.rows) for c in group.cells} == {
+        (m, s, r)
+        for m, s in (
+            ("tfrec", "retrieve"),
+            ("tfrec", "recommend"),
+            ("tfrec_f32", "retrieve"),
+            ("tfrec_int8", "retrieve"),
+        )
+        for r in (1, 32)
+    }

@@ -78,3 +78,51 @@ def test_inputs_follow_the_declared_shapes():
         {"inputs": per_row["inputs"], "outputs": {"ids": _info(-1, -1)}}
     )
     assert not bench_requests.batchable({"inputs": scalars["inputs"], "outputs": {}})
+
+
+def test_batches_stack_consecutive_moments_of_the_pool():
+    ids = np.array(["syn-1", "syn-2", "syn-3"], object)
+    pool = bench_requests.request_rows(SPEC, ids, count=5, k=7, seed=1)
+    assert bench_requests.batches(pool, 1) == pool
+    batches = bench_requests.batches(pool, 3)
+    assert len(batches) == 5
+    # Request 3 holds moments 3, 4 and 0 (wrapping), histories padded with "" to the widest.
+    users = [r["user_id"][0] for r in (pool[3], pool[4], pool[0])]
+    assert batches[3]["user_id"].tolist() == users
+    assert batches[3]["k"].tolist() == [7, 7, 7]
+    width = max(len(r["history_item_ids"][0]) for r in (pool[3], pool[4], pool[0]))
+    assert batches[3]["history_item_ids"].shape == (3, width)
+    assert batches[3]["history_item_ids"][1].tolist()[: len(pool[4]["history_item_ids"][0])] == (
+        pool[4]["history_item_ids"][0].tolist()
+    )
+    # step = rows: each moment once (the last request wraps).
+    once = bench_requests.batches(pool, 2, step=2)
+    assert [b["hour_of_day"].tolist() for b in once] == [
+        [int(pool[i]["hour_of_day"][0]), int(pool[(i + 1) % 5]["hour_of_day"][0])]
+        for i in (0, 2, 4)
+    ]
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match=r"`rows` must be in \[1, len\(pool\) = 5\]"):
+            bench_requests.batches(pool, bad)
+
+
+def test_inputs_of_a_batch_hold_every_row():
+    rows = [
+        requests_lib.build("u1", [("a", "view")], now=0, k=10, query_text=""),
+        requests_lib.build("u2", [("b", "cart"), ("c", "view")], now=3600, k=10, query_text=""),
+    ]
+    batch = requests_lib.stack(rows)
+    per_row = {"inputs": {"user_id": _info(-1), "history_item_ids": _info(-1, -1), "k": _info(-1)}}
+    assert bench_requests.inputs_for(per_row, batch) == {
+        "user_id": ["u1", "u2"],
+        "history_item_ids": [["a", ""], ["b", "c"]],
+        "k": [10, 10],
+    }
+    tower = {
+        "inputs": {"k": _info(), "history_item_ids": _info(-1, 3), "query_token_ids": _info(-1, 2)}
+    }
+    assert bench_requests.inputs_for(tower, batch) == {
+        "k": 10,
+        "history_item_ids": [["a", "", ""], ["b", "c", ""]],
+        "query_token_ids": [[0, 0], [0, 0]],
+    }

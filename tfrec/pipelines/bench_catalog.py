@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,15 +101,27 @@ def served_recall(
     trained: export_run.Trained,
     index: index_lib.ItemIndex,
     export_dir: os.PathLike | str,
-    requests: list[dict[str, np.ndarray]],
+    requests: Mapping[int, Sequence[dict[str, np.ndarray]]],
     ks: Sequence[int],
-) -> dict[str, float]:
+) -> dict[int, dict[str, float]]:
     """Recall@k of the exported main model's `retrieve` against exact search, same requests,
-    for each k of `ks` (`recall@k` -> value).
+    for each k of `ks`, over every row of every request of each set of `requests`.
 
     The exported SavedModel answers the requests in process; the exact answers come from the
     same serving graph with brute force over the same items. Both are asked once for the
-    largest k; recall@k compares the first k of each list. 1.0 when the export is exact.
+    largest k; recall@k compares the first k of each row's list. 1.0 when the export is exact.
+    Requests of several rows (`bench_requests.batches`) check the batched search path.
+
+    Args:
+        trained: export.Trained. The loaded run.
+        index: ItemIndex. The exported catalog.
+        export_dir: str or path-like. Folder of the three models (`build_export`).
+        requests: mapping rows per request -> sequence of requests (input name -> array
+            [rows] or [rows, n]).
+        ks: sequence of int. The cut-offs.
+
+    Returns:
+        dict rows per request -> {`recall@k` -> float, in order of k}.
     """
     import tensorflow as tf
 
@@ -122,15 +134,19 @@ def served_recall(
     )
     exact = export_run.serving_module(exact_trained, index)
     names = request_schema.names_of(request_schema.RETRIEVE, False, False)
-    found = dict.fromkeys(ks, 0)
-    total = dict.fromkeys(ks, 0)
-    for request in requests:
-        inputs = {name: tf.constant(request[name]) for name in names}
-        inputs["k"] = tf.constant([max(ks)], tf.int32)
-        want_all = exact.retrieve(**inputs)["item_ids"].numpy()[0].tolist()
-        got_all = served.signatures["retrieve"](**inputs)["item_ids"].numpy()[0].tolist()
-        for k in ks:
-            want = set(want_all[:k]) - {b""}
-            found[k] += len(want & set(got_all[:k]))
-            total[k] += len(want)
-    return {f"recall@{k}": round(found[k] / max(total[k], 1), 4) for k in sorted(ks)}
+    recalls = {}
+    for rows, batch in requests.items():
+        found = dict.fromkeys(ks, 0)
+        total = dict.fromkeys(ks, 0)
+        for request in batch:
+            inputs = {name: tf.constant(request[name]) for name in names}
+            inputs["k"] = tf.fill(tf.shape(inputs["k"]), tf.constant(max(ks), tf.int32))
+            want_all = exact.retrieve(**inputs)["item_ids"].numpy().tolist()
+            got_all = served.signatures["retrieve"](**inputs)["item_ids"].numpy().tolist()
+            for want_row, got_row in zip(want_all, got_all, strict=True):
+                for k in ks:
+                    want = set(want_row[:k]) - {b""}
+                    found[k] += len(want & set(got_row[:k]))
+                    total[k] += len(want)
+        recalls[rows] = {f"recall@{k}": round(found[k] / max(total[k], 1), 4) for k in sorted(ks)}
+    return recalls

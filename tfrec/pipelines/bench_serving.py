@@ -121,6 +121,7 @@ def run(
         resolved = bench_model.bench_config(config, overrides)
     bench = resolved.bench
     items = tuple(sorted(set(bench.items)))
+    rows = tuple(sorted(set(bench.request_rows)))
     load = bench_cells.Load(bench.seconds, bench.rounds, bench.concurrency, bench.warmup_requests)
     started = time.perf_counter()
     out = Path(output)
@@ -138,7 +139,9 @@ def run(
     trained = dataclasses.replace(
         trained, config=dataclasses.replace(trained.config, index=resolved.index)
     )
-    groups, skipped = bench_grid.plan(items, trained.ranker is not None, bench.full_grid_max_items)
+    groups, skipped = bench_grid.plan(
+        items, trained.ranker is not None, bench.full_grid_max_items, rows
+    )
     total = sum(len(g.cells) for g in groups)
     progress(
         f"{total} cells, each {bench.warmup_requests} warm-up requests + 2 x {bench.seconds:g} "
@@ -158,15 +161,24 @@ def run(
             sizes = bench_catalog.build_export(workdir, trained, index, export_dir, bench.k)
             index_label = _index_label(n, resolved.index)
             seconds = round(time.perf_counter() - begun, 1)
-            requests = bench_requests.request_rows(
+            pool = bench_requests.request_rows(
                 trained.spec, index.item_ids, bench.request_pool, bench.k, seed=bench.seed
             )
-            recall = {}
+            recall: dict[str, Any] = {}
             if index_label != bench_report.INDEX[bench_report.MAIN]:
                 progress(f"{n:,} items: recall of the {index_label} index against exact ...")
-                recall = bench_catalog.served_recall(
-                    trained, index, export_dir, requests, sorted({bench.k, 100})
+                # Each moment of the pool once, alone and in requests of every measured size:
+                # a batched search that ranks a row differently shows as a lower recall.
+                by_rows = bench_catalog.served_recall(
+                    trained,
+                    index,
+                    export_dir,
+                    {r: bench_requests.batches(pool, r, step=r) for r in sorted({1, *rows})},
+                    sorted({bench.k, 100}),
                 )
+                recall = dict(by_rows[1])
+                if len(by_rows) > 1:
+                    recall["recall_by_rows"] = {str(r): v for r, v in by_rows.items() if r > 1}
             exports.append(
                 {
                     "items": n,
@@ -181,7 +193,7 @@ def run(
                 switch = "on" if group.batching else "off"
                 log = out / f"serving-server-{n}-batching-{switch}.log"
                 measured = bench_cells.measure_group(
-                    export_dir, group, requests, load, log, servers, progress
+                    export_dir, group, pool, load, log, servers, progress
                 )
                 for cell in measured:
                     if cell["model"] == bench_report.MAIN:
@@ -269,6 +281,7 @@ def _settings(
         "concurrent_clients": bench.concurrency,
         "k": bench.k,
         "request_pool": bench.request_pool,
+        "request_rows": sorted(set(bench.request_rows)),
         "full_grid_max_items": bench.full_grid_max_items,
         "index": config_lib.to_dict(config)["index"],
         "seed": bench.seed,

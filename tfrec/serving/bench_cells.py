@@ -50,13 +50,13 @@ class _Phase:
         self.seconds += result.duration_s
         self.errors.update(result.errors)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, rows: int) -> dict[str, Any]:
         found: dict[str, Any] = {"requests": self.requests, "failures": self.failures}
         for q, value in zip((50, 95, 99), loadtest.percentiles(self.latencies), strict=True):
             found[f"p{q}_ms"] = None if math.isnan(value) else round(value, 3)
-        found["throughput_rps"] = (
-            round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0
-        )
+        answered = len(self.latencies) / self.seconds if self.seconds else 0.0
+        found["throughput_rps"] = round(answered, 1)
+        found["rows_per_s"] = round(answered * rows, 1)
         return found
 
 
@@ -76,8 +76,8 @@ class _Job:
             dataclasses.asdict(self.cell),
             index=bench_report.INDEX[self.cell.model],
             batchable=bench_requests.batchable(self.signature),
-            single=self.single.summary(),
-            concurrent=dict(self.loaded.summary(), clients=concurrency),
+            single=self.single.summary(self.cell.rows),
+            concurrent=dict(self.loaded.summary(self.cell.rows), clients=concurrency),
             errors=sorted(self.single.errors | self.loaded.errors)[:5],
             **extra,
         )
@@ -86,15 +86,18 @@ class _Job:
 def _jobs(
     group: bench_grid.ServerGroup,
     server: server_process.ServerProcess,
-    requests: Sequence[dict[str, Any]],
+    pool: Sequence[dict[str, Any]],
 ) -> list[_Job]:
     models = sorted({c.model for c in group.cells})
     with client_lib.Client(server.grpc_target) as client:
         metadata = {m: client.metadata(m) for m in models}
+    batches = {r: bench_requests.batches(pool, r) for r in sorted({c.rows for c in group.cells})}
     jobs = []
     for cell in group.cells:
         signature = metadata[cell.model][cell.signature]
-        inputs = [bench_requests.inputs_for(signature, r, cell.signature) for r in requests]
+        inputs = [
+            bench_requests.inputs_for(signature, r, cell.signature) for r in batches[cell.rows]
+        ]
 
         def make(
             i: int, cell: bench_grid.Cell = cell, inputs: list[dict[str, Any]] = inputs
@@ -113,7 +116,7 @@ def _jobs(
 def measure_group(
     export_dir: os.PathLike | str,
     group: bench_grid.ServerGroup,
-    requests: Sequence[dict[str, Any]],
+    pool: Sequence[dict[str, Any]],
     load: Load,
     log: os.PathLike | str,
     servers: list[dict[str, Any]],
@@ -130,7 +133,8 @@ def measure_group(
     Args:
         export_dir: str or path-like. The synthetic export (`models.config` and its models).
         group: ServerGroup. The cells, one catalog and one batching setting.
-        requests: sequence of one-row requests (`bench_requests.request_rows`), sent in turn.
+        pool: sequence of one-row requests (`bench_requests.request_rows`). A cell of n rows
+            sends requests of n consecutive moments of it (`bench_requests.batches`), in turn.
         load: Load. Phase length, rounds, clients and warm-up.
         log: str or path-like. The server's log file.
         servers: list. Receives one dict per server started (items, batching, start seconds).
@@ -148,7 +152,7 @@ def measure_group(
             "models": models,
         }
         servers.append(record)
-        jobs = _jobs(group, server, requests)
+        jobs = _jobs(group, server, pool)
         for round_ in range(load.rounds):
             progress(
                 f"{group.items:,} items, batching {switch}: round {round_ + 1}/{load.rounds} "

@@ -19,12 +19,19 @@ INDEX = {MAIN: "float32", F32: "float32", INT8: "int8"}
 BASELINE_OF = {MAIN: MAIN, F32: F32, INT8: F32}  # whose smallest-catalog cell a ratio divides by
 
 
+def rows_of(cell: dict) -> int:
+    """Rows per request of a result cell (results written before rows existed: 1)."""
+    return int(cell.get("rows", 1))
+
+
 def brief(cell: dict) -> str:
     s, c = cell["single"], cell["concurrent"]
     text = (
         f"p50 {fmt(s['p50_ms'])} p99 {fmt(s['p99_ms'])} ms, {s['throughput_rps']:.0f} req/s; "
         f"{c['clients']} clients {c['throughput_rps']:.0f} req/s"
     )
+    if rows_of(cell) > 1:
+        text += f" = {c['rows_per_s']:.0f} rows/s"
     failures = s["failures"] + c["failures"]
     return text + (f", {failures} FAILED: {cell['errors'][:1]}" if failures else "")
 
@@ -33,7 +40,10 @@ def brief(cell: dict) -> str:
 
 
 def _find(cells: Iterable[dict], **match: Any) -> Optional[dict]:
-    return next((c for c in cells if all(c[k] == v for k, v in match.items())), None)
+    def value(cell: dict, key: str) -> Any:
+        return rows_of(cell) if key == "rows" else cell[key]
+
+    return next((c for c in cells if all(value(c, k) == v for k, v in match.items())), None)
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
@@ -43,8 +53,10 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 def add_ratios(results: dict) -> None:
     """Adds `vs_baseline` to every cell, and `growth`, `int8_vs_float32` and `targets`.
 
-    A cell's baseline is the same model layout and signature at the smallest catalog, over
-    gRPC with batching off (for int8, the float32 model of the same layout).
+    A cell's baseline is the same model layout, signature and rows per request at the
+    smallest catalog, over gRPC with batching off (for int8, the float32 model of the same
+    layout). Growth and int8 vs float32 are per rows per request; the targets are of one-row
+    requests.
     """
     cells = results["cells"]
     smallest = min((c["items"] for c in cells), default=None)
@@ -55,12 +67,14 @@ def add_ratios(results: dict) -> None:
             items=smallest,
             model=BASELINE_OF[cell["model"]],
             signature=cell["signature"],
+            rows=rows_of(cell),
             **quiet,
         )
         if base is None:
             continue
         cell["vs_baseline"] = {
-            "baseline": f"{smallest} items {base['model']} {base['signature']} grpc batching off",
+            "baseline": f"{smallest} items {base['model']} {base['signature']} grpc batching off "
+            f"{rows_of(base)} rows",
             "p50": _ratio(cell["single"]["p50_ms"], base["single"]["p50_ms"]),
             "p99": _ratio(cell["single"]["p99_ms"], base["single"]["p99_ms"]),
             "concurrent_throughput": _ratio(
@@ -68,14 +82,16 @@ def add_ratios(results: dict) -> None:
             ),
         }
     growth = []
+    every_rows = sorted({rows_of(c) for c in cells})
     for model in (MAIN, F32, INT8):
-        for signature in ("retrieve", "recommend"):
+        for signature, rows in ((s, r) for s in ("retrieve", "recommend") for r in every_rows):
             row = sorted(
                 (
                     c
                     for c in cells
                     if c["model"] == model
                     and c["signature"] == signature
+                    and rows_of(c) == rows
                     and c["protocol"] == "grpc"
                     and not c["batching"]
                 ),
@@ -87,6 +103,7 @@ def add_ratios(results: dict) -> None:
             entry: dict[str, Any] = {
                 "model": model,
                 "signature": signature,
+                "rows": rows,
                 "items": [c["items"] for c in row],
                 "p50_ms": p50,
                 "p99_ms": [c["single"]["p99_ms"] for c in row],
@@ -101,14 +118,15 @@ def add_ratios(results: dict) -> None:
             growth.append(entry)
     results["growth"] = growth
     results["int8_vs_float32"] = []
-    for export in results["exports"]:
-        f32 = _find(cells, items=export["items"], model=F32, **quiet)
-        int8 = _find(cells, items=export["items"], model=INT8, **quiet)
+    for export, rows in ((e, r) for e in results["exports"] for r in every_rows):
+        f32 = _find(cells, items=export["items"], model=F32, rows=rows, **quiet)
+        int8 = _find(cells, items=export["items"], model=INT8, rows=rows, **quiet)
         if f32 is None or int8 is None:
             continue
         results["int8_vs_float32"].append(
             {
                 "items": export["items"],
+                "rows": rows,
                 "p50": _ratio(int8["single"]["p50_ms"], f32["single"]["p50_ms"]),
                 "p99": _ratio(int8["single"]["p99_ms"], f32["single"]["p99_ms"]),
                 "concurrent_throughput": _ratio(
@@ -119,7 +137,7 @@ def add_ratios(results: dict) -> None:
         )
     results["targets"] = []
     for signature, limit in TARGETS_P99_MS.items():
-        cell = _find(cells, items=TARGET_ITEMS, model=MAIN, signature=signature, **quiet)
+        cell = _find(cells, items=TARGET_ITEMS, model=MAIN, signature=signature, rows=1, **quiet)
         measured = cell["single"]["p99_ms"] if cell else None
         results["targets"].append(
             {
@@ -138,13 +156,34 @@ def add_ratios(results: dict) -> None:
 
 def _index_cell(export: dict) -> str:
     """The main model's index, with its recall against exact search when approximate."""
-    recalls = [f"{k} {v:.3f}" for k, v in export.items() if k.startswith("recall@")]
+
+    def listed(found: dict) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in found.items() if k.startswith("recall@"))
+
+    recalls = [listed(export)] if any(k.startswith("recall@") for k in export) else []
+    for rows, found in export.get("recall_by_rows", {}).items():
+        recalls.append(f"{rows} rows per request: {listed(found)}")
     label = export.get("index", INDEX[MAIN])
-    return f"{label} ({', '.join(recalls)})" if recalls else label
+    return f"{label} ({'; '.join(recalls)})" if recalls else label
 
 
 def fmt(value: Optional[float], digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _rows_line(settings: dict) -> str:
+    rows = settings.get("request_rows", [1])
+    if rows == [1]:
+        return "One user per request"
+    return (
+        f"Rows per request: {', '.join(str(r) for r in rows)} (distinct synthetic users of the "
+        f"pool of {settings.get('request_pool', '?')}; a cell per value)"
+    )
+
+
+def _rows_per_s(phase: dict, cell: dict) -> float:
+    # Results written before rows existed have no `rows_per_s`: one row per request.
+    return float(phase.get("rows_per_s", phase["throughput_rps"] * rows_of(cell)))
 
 
 def _model_line(settings: dict, model: dict) -> str:
@@ -183,7 +222,7 @@ def to_markdown(results: dict) -> str:
         "sequential single requests from one client (latency percentiles, req/s) and "
         f"{s['seconds_per_phase']:g} s with {s['concurrent_clients']} concurrent clients "
         f"(throughput), split into {s['rounds']} rounds interleaved with the other cells of the "
-        f"same server. One user per request, k = {s['k']}. Total run time "
+        f"same server. {_rows_line(s)}, k = {s['k']}. Total run time "
         f"{results.get('seconds_total', 0) / 60:.1f} min.",
         "Settings: the config's `bench:` section (serving.json holds the whole config under "
         "`config`); `--items`, `--seconds` and `--set bench.KEY=VALUE` override it.",
@@ -201,23 +240,26 @@ def to_markdown(results: dict) -> str:
         "",
         "## All cells",
         "",
-        "Latencies: one sequential client. `x base`: p50 and concurrent throughput divided by "
-        "those of the same model and signature at the smallest catalog over gRPC with batching "
-        "off (int8: by the float32 model of the same layout).",
+        "Latencies: one sequential client, per request (of `rows` rows). Rows/s: requests/s x "
+        "rows. `x base`: p50 and concurrent throughput divided by those of the same model, "
+        "signature and rows at the smallest catalog over gRPC with batching off (int8: by the "
+        "float32 model of the same layout).",
         "",
-        "| items | model | index | signature | protocol | batching | p50 ms | p95 ms | p99 ms "
-        f"| req/s, 1 client | req/s, {s['concurrent_clients']} clients | p99 ms, "
-        f"{s['concurrent_clients']} clients | p50 x base | req/s x base | failures |",
-        "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| items | model | index | signature | protocol | batching | rows | p50 ms | p95 ms | "
+        f"p99 ms | req/s, 1 client | rows/s, 1 client | req/s, {s['concurrent_clients']} clients "
+        f"| rows/s, {s['concurrent_clients']} clients | p99 ms, {s['concurrent_clients']} "
+        "clients | p50 x base | req/s x base | failures |",
+        "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in results["cells"]:
         one, many, ratio = c["single"], c["concurrent"], c.get("vs_baseline", {})
         batching = ("on" if c["batchable"] else "on (runs alone)") if c["batching"] else "off"
         lines.append(
             f"| {c['items']:,} | {c['model']} | {c['index']} | {c['signature']} | "
-            f"{c['protocol']} | {batching} | {fmt(one['p50_ms'])} | {fmt(one['p95_ms'])} | "
-            f"{fmt(one['p99_ms'])} | {one['throughput_rps']:,.0f} | "
-            f"{many['throughput_rps']:,.0f} | {fmt(many['p99_ms'])} | "
+            f"{c['protocol']} | {batching} | {rows_of(c)} | {fmt(one['p50_ms'])} | "
+            f"{fmt(one['p95_ms'])} | {fmt(one['p99_ms'])} | {one['throughput_rps']:,.0f} | "
+            f"{_rows_per_s(one, c):,.0f} | {many['throughput_rps']:,.0f} | "
+            f"{_rows_per_s(many, c):,.0f} | {fmt(many['p99_ms'])} | "
             f"{fmt(ratio.get('p50'))} | {fmt(ratio.get('concurrent_throughput'))} | "
             f"{one['failures'] + many['failures']} |"
         )
@@ -230,8 +272,10 @@ def to_markdown(results: dict) -> str:
             "p50 / p99 in ms, and p50 relative to the smallest catalog. Exponent: slope of "
             "log p50 against log items (0: flat, 1: linear in the catalog size).",
             "",
-            "| model | signature | " + " | ".join(f"{n:,} items" for n in sizes) + " | exponent |",
-            "|---|---|" + "---:|" * (len(sizes) + 1),
+            "| model | signature | rows | "
+            + " | ".join(f"{n:,} items" for n in sizes)
+            + " | exponent |",
+            "|---|---|---:|" + "---:|" * (len(sizes) + 1),
         ]
         for g in results["growth"]:
             by_size = {
@@ -241,7 +285,7 @@ def to_markdown(results: dict) -> str:
                 )
             }
             lines.append(
-                f"| {g['model']} | {g['signature']} | "
+                f"| {g['model']} | {g['signature']} | {g.get('rows', 1)} | "
                 + " | ".join(by_size.get(n, "-") for n in sizes)
                 + f" | {fmt(g['p50_exponent'])} |"
             )
@@ -254,12 +298,12 @@ def to_markdown(results: dict) -> str:
             "int8; both dequantize in the graph (no int8 matmul kernels), so int8 saves memory "
             "and disk, not compute.",
             "",
-            "| items | p50 | p99 | req/s, concurrent | export size |",
-            "|---:|---:|---:|---:|---:|",
+            "| items | rows | p50 | p99 | req/s, concurrent | export size |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results["int8_vs_float32"]:
             lines.append(
-                f"| {r['items']:,} | {fmt(r['p50'])} | {fmt(r['p99'])} | "
+                f"| {r['items']:,} | {r.get('rows', 1)} | {fmt(r['p50'])} | {fmt(r['p99'])} | "
                 f"{fmt(r['concurrent_throughput'])} | {fmt(r['size'])} |"
             )
     lines += [

@@ -53,47 +53,89 @@ def request_rows(
     return rows
 
 
+def batches(
+    pool: Sequence[dict[str, np.ndarray]], rows: int, step: int = 1
+) -> list[dict[str, np.ndarray]]:
+    """Requests of `rows` rows each: request j holds the moments `j * step`, `j * step + 1`,
+    ... `j * step + rows - 1` of `pool`, wrapping around, stacked by
+    `tfrec.ranking.requests.stack` (histories padded with "").
+
+    `step` 1 (the load) gives `len(pool)` different requests; `step` = `rows` sends each
+    moment once (the recall check).
+
+    Args:
+        pool: sequence of one-row requests (`request_rows`).
+        rows: int in [1, len(pool)]. Rows per request, distinct moments of the pool.
+        step: int >= 1. Moments between the first rows of consecutive requests. Defaults to 1.
+
+    Returns:
+        List of requests (input name -> array [rows] or [rows, n]).
+
+    Raises:
+        ValueError: `rows` is outside [1, len(pool)] or `step` < 1.
+    """
+    if not 1 <= rows <= len(pool):
+        raise ValueError(
+            f"`rows` must be in [1, len(pool) = {len(pool)}] (distinct moments per request), "
+            f"received {rows!r}"
+        )
+    if step < 1:
+        raise ValueError(f"`step` must be >= 1, received {step!r}")
+    if rows == 1:
+        return [pool[j] for j in range(0, len(pool), step)]
+    return [
+        requests_lib.stack([pool[(start + i) % len(pool)] for i in range(rows)])
+        for start in range(0, len(pool), step)
+    ]
+
+
 def _shape(info: dict[str, Any]) -> list[int]:
     return [int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", [])]
 
 
 def inputs_for(
-    signature: dict[str, Any], row: dict[str, Any], signature_name: str = "?"
+    signature: dict[str, Any], request: dict[str, Any], signature_name: str = "?"
 ) -> dict[str, Any]:
-    """`row` (one request of `request_rows`) shaped as `signature` (model metadata) declares.
+    """`request` (of `request_rows` or `batches`) shaped as `signature` (model metadata) declares.
 
-    The served layouts differ: `k` and `exclude_recent` are scalars or [1] vectors, and the
-    compressed layout takes fixed-width histories (padded with "" or truncated) and token ids
-    of the query (none: all zeros).
+    The served layouts differ: `k` and `exclude_recent` are scalars or per-row vectors (a
+    scalar takes the first row's value: the bench's rows all ask alike), and the compressed
+    layout takes fixed-width histories (padded with "" or truncated) and token ids of the
+    query (none: all zeros).
 
     Args:
         signature: dict. One SignatureDef of `Client.metadata`.
-        row: dict. Input name -> array [1] or [1, n], a one-row request.
+        request: dict. Input name -> array [b] or [b, n], a request of b rows.
         signature_name: str. Named in the error. Defaults to "?".
 
     Returns:
-        dict input name -> plain value (lists, str, int, bool) with the declared rank.
+        dict input name -> plain value (lists, str, int, bool) with the declared rank; inputs
+        with a batch dimension hold all b rows.
 
     Raises:
-        ConfigError: the signature has an input that `row` does not hold.
+        ConfigError: the signature has an input that `request` does not hold.
     """
+    rows = len(next(iter(request.values())))
     found: dict[str, Any] = {}
     for name, info in signature.get("inputs", {}).items():
         shape = _shape(info)
-        value: Any
+        values: list[Any]
         if name == "query_token_ids":
-            value = [0] * max(shape[-1], 0)
-        elif name in row:
-            value = np.asarray(row[name])[:1].tolist()[0]  # the one example, as plain values
+            values = [[0] * max(shape[-1], 0)] * rows
+        elif name in request:
+            values = np.asarray(request[name]).tolist()  # plain values, one per row
         else:
             raise errors.ConfigError(
                 f"signature `{signature_name}` has input `{name}` that the serving bench cannot "
-                f"fill; expected inputs among {sorted(row) + ['query_token_ids']}"
+                f"fill; expected inputs among {sorted(request) + ['query_token_ids']}"
             )
-        if len(shape) == 2 and shape[1] >= 0 and isinstance(value, list):
-            pad = "" if all(isinstance(v, str) for v in value) else 0
-            value = (value + [pad] * shape[1])[: shape[1]]
-        found[name] = value if not shape else [value]
+        if len(shape) == 2 and shape[1] >= 0:
+            width = shape[1]
+            values = [
+                (v + ["" if all(isinstance(x, str) for x in v) else 0] * width)[:width]
+                for v in values
+            ]
+        found[name] = values if shape else values[0]
     return found
 
 
