@@ -100,7 +100,14 @@ def cmd_update(args) -> int:
 
     def call():
         return run.update(
-            args.artifact, args.events, args.workdir, items=args.items, overrides=args.set
+            args.artifact,
+            args.events,
+            args.workdir,
+            items=args.items,
+            overrides=args.set,
+            logs=args.logs,
+            log_key=args.log_key,
+            outcomes=args.outcomes,
         )
 
     if not args.json:
@@ -845,8 +852,29 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     upd.add_argument("--artifact", required=True, help="model artifact, or a run holding one")
     upd.add_argument(
         "--events",
-        required=True,
         help="CSV/Parquet of new events: user_id,item_id,timestamp[,event_type,value,quantity,price]",
+    )
+    upd.add_argument(
+        "--logs",
+        metavar="DIR",
+        help="a `tfrec serve --log-dir` folder: each reported outcome of a logged request is an "
+        "event (merged with --events; either alone is allowed)",
+    )
+    upd.add_argument(
+        "--log-key",
+        "--log-key-file",
+        dest="log_key",
+        metavar="KEYFILE",
+        help="the key file `tfrec serve --log-key-file` used: known users' pseudonyms are "
+        "matched to their ids (required unless the logs hold raw user ids)",
+    )
+    upd.add_argument(
+        "--outcomes",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="outcomes CSV (request_id,item_id,event_type,timestamp), read with the log "
+        "folder's outcomes-*.jsonl (repeatable)",
     )
     upd.add_argument("--workdir", required=True, help="new run folder for the updated model")
     upd.add_argument(

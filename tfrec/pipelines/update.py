@@ -23,11 +23,13 @@ from tfrec.data import split as split_lib
 from tfrec.models import warm_start
 from tfrec.ranking import builder as ranking_builder
 from tfrec.ranking import training as ranking_training
+from tfrec.serving import log_events, pseudonym
 from tfrec.training import state as state_lib
 from tfrec.training import trainer
 
 PathLike = os.PathLike | str
 RECORD = "update.json"
+LOG_EVENTS = "events-from-logs.csv"  # in the new run folder: the events the logs gave
 
 
 def _refuse_overlap(source: Path, out: Path) -> None:
@@ -40,11 +42,21 @@ def _refuse_overlap(source: Path, out: Path) -> None:
         )
 
 
-def combined(old: schema.Dataset, window: schema.Dataset, catalog: pd.DataFrame):
-    """The model's data after the update: old events then the window's, one catalog."""
+def combined(
+    old: schema.Dataset,
+    window: schema.Dataset,
+    catalog: pd.DataFrame,
+    same_event: Optional[Sequence[str]] = None,
+):
+    """The model's data after the update: old events then the window's, one catalog.
+
+    `same_event`: the columns by which two events are the same one (the first is kept);
+    None: all columns.
+    """
     interactions = pd.concat([old.interactions, window.interactions], ignore_index=True)
     # Events sent again (a window overlapping the old one) count once.
-    interactions = interactions.drop_duplicates().sort_values("timestamp", kind="stable")
+    interactions = interactions.drop_duplicates(same_event)
+    interactions = interactions.sort_values("timestamp", kind="stable")
     users = pd.concat([old.users, window.users], ignore_index=True).drop_duplicates("user_id")
     report = schema.CleaningReport(
         source=f"{old.report.source} + {window.report.source}",
@@ -121,12 +133,60 @@ def _refresh_ranker(source, config, out: Path, prepared, old_towers, new_towers)
     return summary
 
 
+def _events_from_logs(
+    source: artifact_lib.Artifact,
+    logs: PathLike,
+    log_key: Optional[PathLike],
+    outcomes: Sequence[PathLike],
+) -> log_events.LogEvents:
+    """The logs' events, known users matched through the key; printed as counted."""
+    key = None if log_key is None else pseudonym.read_key(log_key, "--log-key")
+    found = log_events.read(logs, outcomes, key, source.spec().users)
+    print(
+        f"from logs {logs}: {len(found.events)} events from {found.outcomes} outcomes of "
+        f"{found.records} logged requests ({found.unmatched_request} for requests not in the "
+        f"logs, {found.no_user} without a user); users: {found.matched_users} matched known "
+        f"users, {found.pseudonym_users} stayed pseudonyms, {found.new_raw_users} new raw ids"
+    )
+    return found
+
+
+def _load_window(
+    events: Optional[PathLike],
+    items: Optional[PathLike],
+    from_logs: Optional[log_events.LogEvents],
+    out: Path,
+    rules,
+) -> tuple[schema.Dataset, Path]:
+    """The new window: `events`, the logs' events, or both with repeated events once.
+
+    The logs' events are written to `out/LOG_EVENTS` and read back by the events loader, so
+    they are checked and cleaned as an events file is, and the run keeps what it learned from.
+    """
+    windows = []
+    if events is not None:
+        windows.append(events_file.load_window(events, items, rules))
+    if from_logs is not None:
+        path = out / LOG_EVENTS
+        out.mkdir(parents=True, exist_ok=True)
+        from_logs.events.to_csv(path, index=False)
+        windows.append(events_file.load_window(path, items if events is None else None, rules))
+    window = windows[0]
+    if len(windows) == 2:
+        catalog = pd.concat([w.items for w in windows]).drop_duplicates("item_id")
+        window = combined(windows[0], windows[1], catalog, list(log_events.COLUMNS))
+    return window, Path(events) if events is not None else out / LOG_EVENTS
+
+
 def update(
     artifact: PathLike,
-    events: PathLike,
+    events: Optional[PathLike],
     workdir: PathLike,
     items: Optional[PathLike] = None,
     overrides: Sequence[str] = (),
+    logs: Optional[PathLike] = None,
+    log_key: Optional[PathLike] = None,
+    outcomes: Sequence[PathLike] = (),
 ) -> dict[str, Any]:
     """Warm-starts a trained model on a new window of events and publishes a new artifact.
 
@@ -138,13 +198,21 @@ def update(
     one). The ranker is warm-started and not trained (`_refresh_ranker`); the blend is kept.
     The catalog keeps every old item at its row and appends new ones. `artifact` is only read.
 
+    With `logs`, the window also holds what the served model's users did
+    (`tfrec.serving.log_events`): one event per reported outcome of a logged request, the
+    user matched to a known one through `log_key` or kept as a pseudonym.
+
     Args:
         artifact: path. The model artifact (or a run folder holding one).
-        events: path. The new window's events in the canonical columns
-            (`tfrec.data.events_file`).
+        events: path or None. The new window's events in the canonical columns
+            (`tfrec.data.events_file`). None: only the logs' events (`logs` is then needed).
         workdir: path. The new run folder; its `artifact/` is the updated model.
         items: path or None. New or changed items in the canonical columns.
         overrides: `update.*=value` settings for this update.
+        logs: path or None. A `tfrec serve --log-dir` folder whose outcomes become events.
+        log_key: path or None. The key file `tfrec serve --log-key-file` used; required for
+            pseudonymised logs.
+        outcomes: paths. Outcome CSVs read with the folder's own outcome files.
 
     Returns:
         dict: what was grown, replayed, retired and trained, timings and the new artifact.
@@ -153,6 +221,7 @@ def update(
         errors.DataError: a bad events or items file (file, row, field), a window with no
             validation query, or an update that would shrink a vocabulary or the catalog.
         errors.WorkdirError: `workdir` overlaps the artifact.
+        errors.ConfigError: neither `events` nor `logs`; pseudonymised logs without their key.
     """
     start = time.perf_counter()
     source = artifact_lib.Artifact(artifact)
@@ -160,7 +229,18 @@ def update(
     _refuse_overlap(source.root, out)
     config = config_lib.with_overrides(source.config, overrides, ["update"])
     uc = config.update
-    window = events_file.load_window(events, items, loaders.rules(config.data))
+    if events is None and logs is None:
+        raise errors.ConfigError("expected `--events`, `--logs` or both, received neither")
+    from_logs = None if logs is None else _events_from_logs(source, logs, log_key, outcomes)
+    if from_logs is not None and len(from_logs.events) == 0:
+        if events is None:
+            raise errors.DataError(
+                "expected at least one outcome of a logged request to learn from, received "
+                f"none ({from_logs.outcomes} outcomes, {from_logs.records} logged requests)",
+                path=logs,
+            )
+        from_logs = None
+    window, events = _load_window(events, items, from_logs, out, loaders.rules(config.data))
     if len(window.interactions) == 0:
         raise errors.DataError(
             "expected at least one event in the new window, received none after cleaning",
@@ -192,6 +272,15 @@ def update(
         raise errors.DataError(
             "expected training events in the new window before its last "
             f"`update.validation_fraction` ({uc.validation_fraction}), received none",
+            path=events,
+        )
+    if len(train_examples) < config.train.batch_size:
+        # Training drops a last partial batch: fewer examples than one batch train nothing.
+        raise errors.DataError(
+            f"expected at least `train.batch_size` ({config.train.batch_size}) training "
+            f"examples, received {len(train_examples)} ({counts['new_window']} from the new "
+            f"window before its last {uc.validation_fraction}, {counts['replayed']} replayed): "
+            "pass a longer window or a larger `update.replay_ratio`",
             path=events,
         )
     prepared = prepared_lib.PreparedData(
@@ -236,6 +325,9 @@ def update(
         "window": {
             "events": str(events),
             "items": None if items is None else str(items),
+            "logs": None
+            if from_logs is None
+            else {"log_dir": str(logs), "events": len(from_logs.events), **from_logs.summary()},
             "start": new_start,
             "end": end,
             "validation_start": cut,

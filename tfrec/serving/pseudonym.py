@@ -87,6 +87,28 @@ def load_or_create_key(key_file: os.PathLike | str, log_dir: os.PathLike | str) 
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 f.write(secrets.token_hex(KEY_BYTES) + "\n")
             log.info("created pseudonym key %s (mode 0600); keep it apart from the logs", path)
+    return read_key(path)
+
+
+def read_key(key_file: os.PathLike | str, flag: str = "--log-key-file") -> bytes:
+    """Reads an existing key file (hex text), as written by `tfrec serve`.
+
+    Args:
+        key_file: path. The key file.
+        flag: str. The command-line flag that named it, for error messages.
+
+    Returns:
+        bytes. The key.
+
+    Raises:
+        ConfigError: the file is missing or does not hold a hex key of at least 16 bytes.
+    """
+    path = Path(key_file).expanduser()
+    if not path.is_file():
+        raise errors.ConfigError(
+            f"`{flag}` {str(path)!r}: expected the key file `tfrec serve --log-key-file` "
+            "wrote, found no such file"
+        )
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("pseudonym key %s is readable by others (mode %o); use 0600", path, mode)
@@ -97,7 +119,7 @@ def load_or_create_key(key_file: os.PathLike | str, log_dir: os.PathLike | str) 
         key = b""
     if len(key) < 16:
         raise errors.ConfigError(
-            f"`--log-key-file` {str(path)!r}: expected at least 32 hex characters (a key "
+            f"`{flag}` {str(path)!r}: expected at least 32 hex characters (a key "
             f"written by `tfrec serve`), received {len(text)} characters that are not one"
         )
     return key
