@@ -206,3 +206,25 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "`compression.qat_steps` must be an int >= 1, received 0" in capsys.readouterr().err
     assert cli.main(["compress", "--workdir", str(tmp_path), "--set", "train.epochs=3"]) == 2
     assert "`train.epochs` cannot change after training" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pretrained_towers_get_savedmodel_variants_and_no_tflite(preset, tmp_path):
+    # About 2 min on 2 cores: a tiny frozen run with a query student, then every variant.
+    overrides = [
+        "train.epochs=1",
+        "model.text_encoder.mode=frozen",
+        f"model.text_encoder.preset={preset}",
+        "model.text_encoder.query_student.layers=1",
+        "model.text_encoder.query_student.steps=3",
+    ]
+    config = config_lib.load(harness.TINY_CONFIG, overrides)
+    prepared = prepared_lib.prepare(config)
+    trainer.train(config, tmp_path / "run", prepared)
+    artifact.publish(tmp_path / "run", config, prepared)
+    report = run_lib.compress_workdir(
+        tmp_path / "run", sparsities=[TARGET], fine_tune_steps=4, qat_steps=2, latency_calls=3
+    )
+    assert {"float32", "pruned_50", "int8_savedmodel"} <= set(report["variants"])
+    assert not any("tflite" in name for name in report["variants"])
+    assert any("not built for a pretrained text encoder" in n for n in report["notes"])
