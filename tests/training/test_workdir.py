@@ -27,6 +27,26 @@ def test_claim_writes_config_and_refuses_other_model(tmp_path):
         wd.claim(config_lib.load(None, ["model.embedding_dim=16"]))
 
 
+def test_a_setting_added_since_the_run_takes_its_default(tmp_path):
+    import yaml
+
+    wd = workdir_lib.Workdir(tmp_path / "run")
+    cfg = config_lib.load(None, ["model.embedding_dim=16"])
+    wd.claim(cfg)
+    saved = yaml.safe_load(wd.config.read_text(encoding="utf-8"))
+    del saved["model"]["text_encoder"]["query_student"]  # as a run saved before it existed
+    wd.config.write_text(yaml.safe_dump(saved), encoding="utf-8")
+    wd.checkpoints.mkdir()
+    wd.claim(cfg)  # the default is how that run behaved: the same model
+    # A value written there still binds.
+    saved["model"]["text_encoder"]["query_student"] = {"steps": 10}
+    wd.config.write_text(yaml.safe_dump(saved), encoding="utf-8")
+    with pytest.raises(
+        errors.WorkdirError, match=r"`model.text_encoder.query_student.steps` was 10"
+    ):
+        wd.claim(cfg)
+
+
 def test_missing_config(tmp_path):
     with pytest.raises(errors.WorkdirError, match="has no config.yaml"):
         workdir_lib.Workdir(tmp_path).load_config()

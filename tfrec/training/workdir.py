@@ -54,7 +54,7 @@ class Workdir:
         starts: restoring mismatched weights fails late and obscurely otherwise.
         """
         if self.config.is_file():
-            previous = yaml.safe_load(self.config.read_text(encoding="utf-8")) or {}
+            previous = _resolved(self.config)
             # The ranker's settings bind only once a ranker is trained (`<root>/ranking`).
             free = () if (self.root / "ranking" / "checkpoints").exists() else _RANKER_ONLY
             diff = _first_difference(previous, config_lib.to_dict(config), free=free)
@@ -74,6 +74,18 @@ class Workdir:
                 f"{self.root}` first"
             )
         return config_lib.load(str(self.config))
+
+
+def _resolved(path: Path) -> dict:
+    """A saved config with today's defaults filled in, as a dict.
+
+    A setting added since the run was saved takes its default, which is how that run behaved,
+    so it is no difference. A file the current code cannot load is compared as written.
+    """
+    try:
+        return config_lib.to_dict(config_lib.load(str(path)))
+    except errors.ConfigError:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def _first_difference(
