@@ -134,37 +134,37 @@ def score_all(
 
 
 def _query_encoders(preset: str, layers: int, query_length: int):
-    """A `PretrainedTextEncoder` of `preset` with a query student of `layers`, and its spec."""
+    """A `PretrainedTextEncoder` of `preset` with a query student of `layers`, and its spec.
+
+    Built as the towers build theirs (`builders.build_pretrained_text_encoder`, mode frozen)
+    over a spec that holds the preset's vocabulary and nothing else.
+    """
     import tensorflow as tf
 
     from tfrec import features, presets
-    from tfrec.layers import pretrained_text_encoder, text_encoder
+    from tfrec.models import builders
 
-    directory = presets.resolve(preset)
-    vocabulary = presets.vocabulary(directory)
-    backbone = text_encoder.load_backbone_preset(directory, len(vocabulary.tokens))
-    encoder = pretrained_text_encoder.PretrainedTextEncoder(
-        backbone,
-        output_dim=1,  # only the frozen part and the student are read
-        items=["-"],  # no item is cached: a placeholder for the lookup's vocabulary
-        text_length=query_length,
-        cls_token_id=vocabulary.cls_token_id,
-        sep_token_id=vocabulary.sep_token_id,
-        query_student_layers=layers,
-    )
-    encoder.build(tf.TensorShape([None, query_length]))
+    vocabulary = presets.vocabulary(presets.resolve(preset))
     spec = features.FeatureSpec(
         max_history=1,
         text_length=query_length,
         query_text_length=query_length,
         event_types=(),
         users=[],
-        items=[],
+        items=["-"],  # no item is cached: a placeholder for the lookup's vocabulary
         categories=[],
         wordpiece=list(vocabulary.tokens),
         lowercase=vocabulary.lowercase,
         strip_accents=vocabulary.strip_accents,
     )
+    text_config = config_lib.TextEncoderConfig(
+        mode="frozen",
+        preset=preset,
+        query_student=config_lib.QueryStudentConfig(layers=layers),
+    )
+    # output_dim 1: only the frozen part and the student are read, never the projection.
+    encoder = builders.build_pretrained_text_encoder(text_config, spec, output_dim=1)
+    encoder.build(tf.TensorShape([None, query_length]))
     return encoder, spec
 
 
