@@ -264,12 +264,24 @@ class PretrainedTextEncoder(tf.keras.layers.Layer):
         # Only the texts without a cached row run the frozen part: most of a training batch
         # after the first epoch, and most search queries (empty), run nothing.
         live_rows = tf.where(needed)[:, 0]
-        # Queries (no item ids) take the student when there is one; item texts never do.
-        live = self._frozen_part(
-            tf.nest.map_structure(lambda t: tf.gather(t, live_rows), bert),
-            student=item_ids is None and self.student is not None,
-        )
-        live = tf.cast(live, tf.float32)
+
+        def run_frozen() -> tf.Tensor:
+            # Queries (no item ids) take the student when there is one; item texts never do.
+            live = self._frozen_part(
+                tf.nest.map_structure(lambda t: tf.gather(t, live_rows), bert),
+                student=item_ids is None and self.student is not None,
+            )
+            return tf.cast(live, tf.float32)
+
+        def nothing() -> tf.Tensor:
+            hidden = self.backbone.hidden_dim
+            width = tf.shape(bert["token_ids"])[1]
+            shape = [0, width, hidden] if self.trainable_layers else [0, hidden]
+            return tf.zeros(shape, tf.float32)
+
+        # A request without search text (most recommendation traffic) still runs every op of
+        # the frozen layers on zero rows, a few ms at batch 1: skip them.
+        live = tf.cond(tf.size(live_rows) > 0, run_frozen, nothing)
         if item_ids is None:
             base = tf.zeros(tf.concat([tf.shape(needed), tf.shape(live)[1:]], 0), tf.float32)
         elif training is True:
