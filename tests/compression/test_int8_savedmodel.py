@@ -15,6 +15,7 @@ from tests.compression import standins
 from tfrec.compression import (
     artifacts,
     compact_tables,
+    int8_round_trip,
     int8_savedmodel,
     pruning,
     sizes,
@@ -100,26 +101,22 @@ def test_packed_layout_and_alignment():
 
 
 def test_outputs_equal_float32_model_of_dequantized_weights():
-    # The packed int8 function computes exactly what a float32 model holding the dequantized
-    # weights computes (gathered table rows included), bit for bit.
-    model, reference = standins.tower(num_items=300, dim=16), standins.tower(num_items=300, dim=16)
+    # The packed int8 function computes exactly what the float32 model computes over its
+    # weights' int8 round trip (`int8_round_trip`, gathered table rows included), bit for bit;
+    # the float weights come back after the block.
+    model = standins.tower(num_items=300, dim=16)
     module = int8_savedmodel.Int8Model(model, min_elements=64)
-    layout = {w.name: w for w in module.packed_weights}
-    for (name, weight), ref in zip(
-        pruning.named_weights(model).items(), pruning.named_weights(reference).values(), strict=True
-    ):
-        packed = layout.get(name)
-        if packed is None or packed.axis is None:  # float32, or not read (BERT's pooler)
-            ref.assign(weight)
-        else:
-            values, scales = weight_quantization.quantize_tensor(weight.numpy(), packed.axis)
-            scales = weight_quantization.stored_scales(scales)
-            ref.assign(weight_quantization.dequantize(values, scales, packed.axis))
-    baseline = int8_savedmodel.Int8Model(reference, quantize=False)
     features = standins.as_tensors(standins.features(64, num_items=300))
+    before = [w.numpy() for w in model.weights]
+    with int8_round_trip.int8_weights(model, min_elements=64) as replaced:
+        baseline = int8_savedmodel.Int8Model(model, quantize=False)
+        want = baseline.signatures()["serving_default"](features)["output"].numpy()
     got = module.signatures()["serving_default"](features)["output"].numpy()
-    want = baseline.signatures()["serving_default"](features)["output"].numpy()
     np.testing.assert_array_equal(got, want)
+    # Every weight the int8 module packs as int8 was replaced (and the pooler it never reads).
+    assert replaced >= sum(w.axis is not None for w in module.packed_weights) > 0
+    for weight, value in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), value)
 
 
 def test_attention_kernels_per_channel_and_close_to_float32():

@@ -88,10 +88,13 @@ def test_student_rows_score_every_item_for_every_query(preset, monkeypatch):
     facts = bench_search.student_scores(
         sset, scores, reviews_vectors, str(preset), 1, 3, 6, progress=False
     )
-    for name in ("teacher", "student", "student_fusion"):
+    for name in ("teacher", "student", "student_fusion", "student_int8"):
         assert scores[name].shape == (sset.queries.size, sset.num_items), name
         assert np.isfinite(scores[name]).all()
     assert facts["steps"] == 3 and facts["query_length"] == 6
     assert facts["latency_ms"]["student"]["p50"] > 0
     # One layer of two: the student is not the teacher, so some score differs.
     assert np.abs(scores["student"] - scores["teacher"]).max() > 0
+    # int8 weights move the scores a little, and the float student is left as it was.
+    assert facts["int8_weights"] > 0
+    assert 0 < np.abs(scores["student_int8"] - scores["student"]).max() < 0.1

@@ -60,6 +60,7 @@ LABELS = {
     "teacher": "MiniLM (6 layers), query cut to the served length, best review",
     "student": "distilled query student, best review",
     "student_fusion": "RRF of TF-IDF and the student",
+    "student_int8": "the student over int8 weights (as in `tfrec compress`'s int8 SavedModel)",
 }
 # A six-word query, for the latency of one query through teacher and student.
 LATENCY_QUERY = "warm sounding strings for acoustic guitar"
@@ -217,6 +218,7 @@ def student_scores(
     The student is distilled here, on the text-window review summaries (as catalog titles are
     in training) and vocabulary words; the queries are never distillation text.
     """
+    from tfrec.compression import int8_round_trip
     from tfrec.data import vocab
     from tfrec.training import query_student
 
@@ -230,8 +232,14 @@ def student_scores(
             _pooled(encoder, ids, student), review_vectors, sset.review_items, sset.num_items
         )
     scores["student_fusion"] = fusion.reciprocal_rank_fusion([scores["tfidf"], scores["student"]])
+    # The item side stays float: only the query encoder is what an int8 query tower changes.
+    with int8_round_trip.int8_weights(encoder) as replaced:
+        scores["student_int8"] = dense.best_review_scores(
+            _pooled(encoder, ids, True), review_vectors, sset.review_items, sset.num_items
+        )
     return {
         **distilled,
+        "int8_weights": replaced,
         "query_length": query_length,
         "latency_ms": {
             "query": LATENCY_QUERY,
