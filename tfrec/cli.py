@@ -489,7 +489,15 @@ def cmd_bench_search(args) -> int:
 def cmd_bench_paraphrase(args) -> int:
     from tfrec.pipelines import bench_paraphrase as bench
 
-    bench.run(args.workdir, args.queries, args.output, k=args.k, repeats=args.repeats)
+    bench.run(
+        args.workdir,
+        args.queries,
+        args.output,
+        k=args.k,
+        repeats=args.repeats,
+        export_dir=args.export_dir,
+        model=args.model_name,
+    )
     return 0
 
 
@@ -513,6 +521,14 @@ def _add_bench_paraphrase_command(bench_sub) -> None:
         "--output",
         default="bench-results/paraphrase",
         help="folder for paraphrase.json and paraphrase.md",
+    )
+    para.add_argument(
+        "--export-dir",
+        help="an export of this run (`tfrec export`): also time `recommend` served from it "
+        "over gRPC",
+    )
+    para.add_argument(
+        "--model-name", default="tfrec", help="the exported model's name (default tfrec)"
     )
     para.set_defaults(func=cmd_bench_paraphrase)
 
