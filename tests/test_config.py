@@ -42,6 +42,8 @@ def test_yaml_file_round_trip(tmp_path):
         ("data.dataset=online-retail", r"`data.path` is required"),
         ("data=3", r"`data` must be a mapping"),
         ("epochs", r"override must look like `key.sub=value`"),
+        ("replay.refresh_lag_seconds=-1", r"`replay.refresh_lag_seconds` must be an int >= 0"),
+        ("replay.holdout_days=0", r"`replay.holdout_days` must be an int >= 1, received 0"),
     ],
 )
 def test_bad_config_errors(override, message):

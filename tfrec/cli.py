@@ -908,7 +908,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "replay",
-        help="month by month: a never-updated, a monthly-updated and a monthly-retrained model",
+        help="month by month: a never-updated, a monthly-updated (gated and promoted) and a "
+        "monthly-retrained model",
     )
     _add_config_args(rep)
     rep.add_argument("--months", type=int, default=2, help="months to replay (default 2)")

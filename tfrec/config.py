@@ -522,6 +522,33 @@ class GatesConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """`tfrec replay`: how the replayed months are served and gated.
+
+    Args:
+        refresh_lag_seconds: int >= 0. How far each served index runs behind the event log: a
+            query at time t can be shown every item first seen at or before `t - lag`, as if
+            `tfrec index refresh` ran continuously. Defaults to 3600, an hourly refresh: the
+            refresh measured 25-28 s on the demo, so an hour leaves it ample room on a busy
+            machine while new items still reach users on the day they are listed.
+        holdout_days: int >= 1. The last days of each replayed month that the update does not
+            see: the quality gate compares the updated model with the champion on them, and
+            needs events neither model has. Defaults to 7.
+    """
+
+    refresh_lag_seconds: int = 3600
+    holdout_days: int = 7
+
+    def __post_init__(self):
+        for name, low in (("refresh_lag_seconds", 0), ("holdout_days", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise errors.ConfigError(
+                    f"`replay.{name}` must be an int >= {low}, received {value!r}"
+                )
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Everything a run needs. Written to `workdir/config.yaml` and into every export."""
 
@@ -538,6 +565,7 @@ class Config:
     bench: BenchConfig = BenchConfig()
     compression: CompressionConfig = CompressionConfig()
     update: UpdateConfig = UpdateConfig()
+    replay: ReplayConfig = ReplayConfig()
 
 
 def _strip_optional(tp):

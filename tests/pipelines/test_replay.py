@@ -16,7 +16,7 @@ from tests.conftest import SYNTHETIC_CSV
 from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.data import synthetic
-from tfrec.pipelines import replay
+from tfrec.pipelines import replay, replay_chart, window_eval
 
 
 def _log(first: str, last: str) -> pd.DataFrame:
@@ -46,18 +46,20 @@ def test_the_plot_is_a_png(tmp_path):
             "recall@50": 0.2 + i / 10,
             "ndcg@10": 0.1 + i / 20,
             "new_items_recall@50": i / 10,
+            "refresh_lag_seconds": None if arm == "never" else 3600,
         }
         for m in ("2011-10", "2011-11")
         for i, arm in enumerate(replay.ARMS)
     ]
     if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
         pytest.skip("no Chromium for kaleido to render PNGs (`.ci/run` installs Debian's)")
-    assert replay.plot(rows, tmp_path / "replay.png")
+    assert replay_chart.plot(rows, tmp_path / "replay.png")
     png = (tmp_path / "replay.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == replay.PNG_SIZE  # IHDR width, height
+    assert struct.unpack(">II", png[16:24]) == replay_chart.PNG_SIZE  # IHDR width, height
     html = (tmp_path / "replay.html").read_text(encoding="utf-8")
-    assert "Recall@50 on new items" in html and "updated monthly + daily refresh" in html
+    assert "Recall@50 on new items" in html and "updated monthly + refresh 1 h behind" in html
+    assert "gated: champion after each month's gates + refresh 1 h behind" in html
 
 
 @pytest.mark.slow
@@ -73,28 +75,39 @@ def test_a_two_month_replay_of_the_tiny_data(tmp_path):
     for row in result["rows"]:
         assert 0 <= row["ndcg@10"] <= 1 and 0 <= row["recall@50"] <= 1 and row["queries"] > 0
         assert (row["seconds"] > 0) == (not row["arm"].startswith("never"))
-        assert row["refresh"] == (row["arm"] != "never")
+        assert (row["refresh_lag_seconds"] is None) == (row["arm"] == "never")
         assert row["new_items_queries"] >= 0
     assert set(result["new_item_pairs"]) == {"2024-05", "2024-06"}
+    assert set(result["gates"]) == {"2024-05", "2024-06"}
+    for month, decision in result["gates"].items():
+        assert (tmp_path / "replay" / decision["quality"]["path"]).is_file()
+        gated = next(r for r in result["rows"] if r["month"] == month and r["arm"] == "gated")
+        # The gated arm serves `stable`: the updated model exactly when it was promoted.
+        same = {k: gated[k] for k in ("recall@50", "ndcg@10")}
+        updated = next(
+            r for r in result["rows"] if r["month"] == month and r["arm"] == "updated+refresh"
+        )
+        assert (same == {k: updated[k] for k in same}) >= decision["promoted"]
+    assert result["release"]["stable"] == decision["stable"]
     assert json.loads((tmp_path / "replay" / "replay.json").read_text()) == result
     assert (tmp_path / "replay" / "replay.png").stat().st_size > 0
 
 
-def _with_new_items(art, day: int):
+def _with_new_items(art, first: int, lag: int):
     """The artifact's data plus a later window of four invoices on two items it never saw:
-    `new-x` first bought on `day` at 09:00 and again at 18:00, then the next day; `new-y`
-    first bought four days later (so some items are never candidates for the earlier queries).
-    Returns the dataset, the window's start and end; queries in that chronological order."""
+    `new-x` first bought at `first`, then one second before the lag has passed since, then
+    one second after; `new-y` first bought four days later (its own first event). Returns the
+    dataset, the window's start and end; queries in that chronological order."""
     from tfrec.data import schema
 
     old = art.dataset()
     users = pd.unique(old.interactions["user_id"])[:4]
-    hours = [day + 9 * 3600, day + 18 * 3600, day + 34 * 3600, day + 4 * 86400 + 3600]
+    stamps = [first, first + lag - 1, first + lag + 1, first + 4 * 86400]
     window = pd.DataFrame(
         {
             "user_id": users,
             "item_id": ["new-x", "new-x", "new-x", "new-y"],
-            "timestamp": hours,
+            "timestamp": stamps,
             "event_type": "purchase",
             "value": 1.0,
             "quantity": 1.0,
@@ -114,26 +127,31 @@ def _with_new_items(art, day: int):
     inter = pd.concat([old.interactions, window], ignore_index=True)
     items = pd.concat([old.items, new], ignore_index=True)
     data = schema.Dataset(old.name, inter, items, old.users, old.report)
-    return data, day - 2 * 86400, hours[-1] + 1
+    return data, first - 2 * 86400, stamps[-1] + 1
 
 
-def test_a_daily_refresh_ranks_an_item_from_the_day_after_its_listing(tiny_run):
+def test_a_refreshed_index_ranks_an_item_once_the_lag_has_passed_since_its_first_event(tiny_run):
     from tfrec import artifact
 
     art = artifact.Artifact(tiny_run.artifact)
+    lag = art.config.replay.refresh_lag_seconds
     last = int(art.dataset().interactions["timestamp"].max())
-    day = (last // 86400 + 5) * 86400  # midnight UTC, five days after the model's data
-    data, start, end = _with_new_items(art, day)
-    refreshed = replay.window_result(art.root, data, start, end, refresh=True, new_items=True)
-    served = replay.window_result(art.root, data, start, end, new_items=True)
-    today = replay.window_result(art.root, data, start, end)
+    first = last + 5 * 86400 + 9 * 3600  # 09:00 or so, five days after the model's data
+    data, start, end = _with_new_items(art, first, lag)
+    refreshed = window_eval.window_result(
+        art.root, data, start, end, refresh_lag_seconds=lag, new_items=True
+    )
+    served = window_eval.window_result(art.root, data, start, end, new_items=True)
+    today = window_eval.window_result(art.root, data, start, end)
     bottom = 1.0 / refreshed.num_items  # MRR of an item ranked behind every other
     assert refreshed.num_items == served.num_items == today.num_items + 2
     mrr = refreshed.per_query["mrr"]
-    # Bought at 09:00 and 18:00 of its listing day: not in that day's index. The next day it
-    # is a candidate, ahead of `new-y`, which is not listed yet.
+    # Not in the index of its own first event, nor one second before the lag has passed; one
+    # second after, a candidate. `new-y` is bought once: its first event, out of reach.
     assert mrr[0] == mrr[1] == bottom and mrr[2] > bottom and mrr[3] == bottom
-    assert refreshed.metrics[replay.NEW_IN_WINDOW]["queries"] == 4
+    assert refreshed.metrics[window_eval.NEW_IN_WINDOW]["queries"] == 4
+    reach = replay.new_item_reach(art.config, data, start, end)
+    assert reach == {"pairs": 4, "reachable_pairs": 1, "refresh_lag_seconds": lag}
     # Served as trained, the model can never return an item outside its catalog.
     np.testing.assert_array_equal(served.per_query["mrr"], np.full(4, bottom))
     # Without `new_items` (as before, and as `tfrec gate quality` ranks), they do not count.

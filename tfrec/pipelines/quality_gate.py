@@ -3,7 +3,7 @@
 Both models answer the same queries of a held-out window of events (never trained on by
 either): histories from the candidate's data (which holds the champion's when it was updated
 from it) plus the window, relevant items from the window, the catalog as the shop knew it at
-the window's start (`replay.window_result`). The verdict passes when, for every metric of
+the window's start (`window_eval.window_result`). The verdict passes when, for every metric of
 `gates.quality.metrics`, the paired bootstrap 95% interval of candidate minus champion reaches
 above `min_difference_low`, and no slice (items new since the champion's training, the
 window's largest categories) loses more than `max_slice_drop`.
@@ -26,8 +26,8 @@ from tfrec import config as config_lib
 from tfrec import errors
 from tfrec.data import events_file, loaders, schema, vocab, vocab_growth
 from tfrec.evaluation import significance
-from tfrec.pipelines import replay
 from tfrec.pipelines import update as update_run
+from tfrec.pipelines import window_eval
 
 NEW_ITEMS = "new_items"
 
@@ -106,7 +106,7 @@ def run(
     data = _data(datasets[cand.root], window)
     segments = _slices(champ, window, data.items, gate.categories)
     results = {
-        name: replay.window_result(art.root, data, start, end, segments)
+        name: window_eval.window_result(art.root, data, start, end, segments)
         for name, art in (("candidate", cand), ("champion", champ))
     }
     metrics = tuple(gate.metrics)

@@ -1,13 +1,11 @@
-"""`tfrec replay`: month by month, a never-updated, a monthly-updated and a retrained model."""
+"""`tfrec replay`: month by month, a never-updated, an updated, a gated and a retrained model."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,28 +14,27 @@ import pandas as pd
 
 from tfrec import artifact as artifact_lib
 from tfrec import config as config_lib
-from tfrec import errors, inference
+from tfrec import errors
 from tfrec.data import examples as examples_lib
-from tfrec.data import loaders, schema, vocab
+from tfrec.data import loaders, schema
 from tfrec.data import prepared as prepared_lib
-from tfrec.evaluation import daily_refresh, protocol
-from tfrec.models import repeat_prior
+from tfrec.evaluation import refresh_lag
+from tfrec.pipelines import replay_chart, replay_gates, window_eval
 from tfrec.pipelines import update as update_run
 from tfrec.training import trainer
 
-# Arm -> (the model it serves, whether its index is refreshed daily). `never` is the model as
-# trained, as before refreshes existed; every served arm gets each day's new items.
+# Arm -> (the model it serves, whether its index is refreshed `replay.refresh_lag_seconds`
+# behind the log). `never` is the model as trained, as before refreshes existed; every served
+# arm gets new items once the lag has passed. `gated` serves the champion: the updated model
+# only from the month its gates passed.
 ARMS = {
     "never": ("never", False),
     "never+refresh": ("never", True),
     "updated+refresh": ("updated", True),
+    "gated": ("gated", True),
     "retrained+refresh": ("retrained", True),
 }
-# Width and height of the chart, pixels: three panels side by side, the legend below them.
-PNG_SIZE = (1200, 460)
-# The segment of items first seen during the evaluated window (`window_result(new_items=True)`).
-NEW_IN_WINDOW = "new_in_window"
-KS = (10, 50)
+DAY_SECONDS = 86_400
 # Share of each training window, at its end, that picks the best epoch: the update's
 # `update.validation_fraction`, so the updated and retrained towers train on the same events.
 VALIDATION_FRACTION = 0.2
@@ -102,84 +99,21 @@ def _write_window(dataset: schema.Dataset, start: int, end: int, folder: Path) -
     return folder / "events.csv", folder / "items.csv"
 
 
-def window_result(
+def evaluate(
     path: os.PathLike | str,
     dataset: schema.Dataset,
     start: int,
     end: int,
-    segments: Optional[Callable[[vocab.ItemTable], dict]] = None,
-    refresh: bool = False,
-    new_items: bool = False,
-) -> protocol.EvalResult:
-    """The evaluation of an artifact's towers + repeat prior on the window [start, end).
-
-    By default the ranking is over the shop's catalog at `start` (items with an event before
-    it), and items the model's own catalog lacks score lowest, as a served model could not
-    return them. With `new_items`, items first seen during the window also count (in the
-    ranking and the relevant sets), and the segment NEW_IN_WINDOW holds them. With `refresh`,
-    the model's index is refreshed at the start of each UTC day (`daily_refresh`): a query at
-    time t can also be shown every item first seen before t's day, embedded by the model's
-    item tower from its catalog row; items first seen on t's day or later score lowest for it.
-    A relevant item first seen on its query's own day is then out of reach of every model; it
-    still counts, the same for all.
-
-    Queries and histories come from `dataset`, so two models scored on the same `dataset`
-    with the same `new_items` answer the same queries (per-query values pair up).
-
-    Args:
-        path: path. The model artifact (or its run folder).
-        dataset: schema.Dataset. Events up to `end` at least, and the catalog.
-        start, end: int. The window, unix seconds.
-        segments: callable or None. ItemTable -> `protocol.evaluate` segments (name ->
-            (query mask or None, item mask or None)) over that table's items.
-        refresh: bool. Refresh the model's index daily. Defaults to False.
-        new_items: bool. Count items first seen in the window. Defaults to False.
-    """
-    art = artifact_lib.Artifact(path)
-    spec = art.spec()
-    towers = trainer.load_trained(art.config, art.root, art.prepared())
-    inter = dataset.interactions[dataset.interactions["timestamp"] < end]
-    data = art.config.data
-    queries = examples_lib.build_eval_queries(
-        inter, start, end, data.max_history, data.target_events
-    )
-    table = vocab.build_item_table(dataset.items, spec)
-    first = pd.Series(table.item_ids).map(inter.groupby("item_id")["timestamp"].min())
-    first_seen = first.to_numpy(np.float64)
-    available = first_seen < (end if new_items else start)
-    known = np.isin(table.item_ids, art.catalog()["item_id"].astype(str).to_numpy(dtype=object))
-    items = inference.item_embeddings(towers.candidate_model, table)
-    q = inference.query_embeddings(towers.query_model, queries, spec)
-    prior = repeat_prior.RepeatPrior.load(art.workdir.repeat_prior)
-    scored = prior.apply(inference.dot_score_fn(q, items), table.index_of(queries.history_item_ids))
-    mask = (
-        daily_refresh.candidates(known, first_seen, queries.timestamp)
-        if refresh
-        else daily_refresh.fixed(known)
-    )
-    relevant = [table.index_of(r) for r in queries.relevant]
-    slices = {} if segments is None else dict(segments(table))
-    if new_items:
-        slices[NEW_IN_WINDOW] = (None, first_seen >= start)
-    return protocol.evaluate(
-        daily_refresh.restrict(scored, mask),
-        relevant,
-        len(table),
-        ks=KS,
-        available=available,
-        segments=slices or None,
-    )
-
-
-def evaluate(
-    path: os.PathLike | str, dataset: schema.Dataset, start: int, end: int, refresh: bool
+    refresh_lag_seconds: Optional[int],
 ) -> dict[str, float]:
     """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end),
-    items first listed during it counted (`window_result(new_items=True)`), and Recall@50 on
+    items first listed during it counted (`window_eval.window_result(new_items=True)`), and Recall@50 on
     the new-item slice: the queries with such an item among their relevant ones, on those
     items."""
-    result = window_result(path, dataset, start, end, refresh=refresh, new_items=True)
-    metrics, new = result.metrics["all"], result.metrics[NEW_IN_WINDOW]
+    result = window_eval.window_result(
+        path, dataset, start, end, refresh_lag_seconds=refresh_lag_seconds, new_items=True
+    )
+    metrics, new = result.metrics["all"], result.metrics[window_eval.NEW_IN_WINDOW]
     return {
         "recall@50": float(metrics["recall@50"]),
         "ndcg@10": float(metrics["ndcg@10"]),
@@ -193,8 +127,9 @@ def new_item_reach(
     config: config_lib.Config, dataset: schema.Dataset, start: int, end: int
 ) -> dict[str, int]:
     """How many (query, relevant item) pairs of [start, end) name an item first seen in it,
-    and how many of those a daily refresh can reach (the item first seen before the query's
-    day); the rest are out of reach of every arm."""
+    and how many of those the refreshed index can reach (the item first seen at least
+    `replay.refresh_lag_seconds` before the query, `refresh_lag.reachable`); the rest are out
+    of reach of every arm."""
     inter = dataset.interactions[dataset.interactions["timestamp"] < end]
     data = config.data
     queries = examples_lib.build_eval_queries(
@@ -204,62 +139,110 @@ def new_item_reach(
     lengths = np.array([len(r) for r in queries.relevant], dtype=np.int64)
     ids = np.concatenate(queries.relevant) if len(queries) else np.zeros(0, object)
     seen = pd.Series(ids).map(first).to_numpy(np.int64)
-    day = np.repeat(daily_refresh.day_start(queries.timestamp), lengths)
+    stamps = np.repeat(np.asarray(queries.timestamp, dtype=np.int64), lengths)
     new = seen >= start
-    return {"pairs": int(new.sum()), "reachable_pairs": int((new & (seen < day)).sum())}
+    lag = config.replay.refresh_lag_seconds
+    reach = refresh_lag.reachable(seen, stamps, lag)
+    return {
+        "pairs": int(new.sum()),
+        "reachable_pairs": int((new & reach).sum()),
+        "refresh_lag_seconds": lag,
+    }
 
 
 def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -> dict[str, Any]:
-    """Replays the last `months` months of the config's data with four arms.
+    """Replays the last `months` months of the config's data with five arms.
 
-    A base model is trained on the data before the first replayed month. Then for each month
-    W: `never` keeps the base model as trained; `never+refresh` serves it with its index
-    refreshed daily (`window_result(refresh=True)`); `updated+refresh` runs `tfrec update` on
-    W from the previous month's updated model; `retrained+refresh` trains from scratch on
-    everything before W's end; both served with the daily refresh. Each is evaluated on the
-    month after W (`evaluate`, items first listed in it counted for every arm); times are wall
-    seconds of training or updating (evaluation excluded). The ranker is not part of the
-    replay: the arms are compared on retrieval (towers and repeat prior), which is what an
-    update changes.
+    A base model is trained on the data before the first replayed month and exported as the
+    champion (`<workdir>/export`, version 1, `stable`). Then for each month W: `never` keeps
+    the base model as trained; `never+refresh` serves it with its index refreshed
+    `replay.refresh_lag_seconds` behind the events (`window_result`); `updated+refresh` runs
+    `tfrec update` from the previous month's updated model on the events since that update,
+    up to `replay.holdout_days` before W's end; the updated model then goes through the data
+    gate (its window, against the model it was updated from) and the quality gate (against
+    the champion, on the held-out days) and, if both pass, is exported as the canary and
+    promoted to `stable` (`replay_gates.Release`); `gated` serves the champion after that decision;
+    `retrained+refresh` trains from scratch on everything before W's end. All but `never` are
+    served with the refresh. Each is evaluated on the month after W (`evaluate`, items first
+    listed in it counted for every arm); times are wall seconds of training, updating, and for
+    `gated` also of gating, exporting and promoting (evaluation excluded). The ranker is not
+    part of the replay: the arms are compared on retrieval (towers and repeat prior), which
+    is what an update changes.
 
-    Writes `<workdir>/replay.json`, `<workdir>/replay.html` and `<workdir>/replay.png`.
+    Writes `<workdir>/replay.json`, `<workdir>/replay.html`, `<workdir>/replay.png`, and each
+    month's gate verdicts under `<workdir>/gates-<i>/`.
     """
     out = Path(workdir)
     out.mkdir(parents=True, exist_ok=True)
     dataset = loaders.load(config.data)
     starts = month_starts(dataset.interactions, months)
+    lag = config.replay.refresh_lag_seconds
+    holdout = config.replay.holdout_days * DAY_SECONDS
     first = starts[0]
     base_start = first - (starts[1] - starts[0])  # a month-long validation tail, as the others
     t0 = time.perf_counter()
     base = _train(config, _before(dataset, first), base_start, first, out / "base")
     base_seconds = time.perf_counter() - t0
+    release = replay_gates.Release(base, out / "export")
     rows: list[dict[str, Any]] = []
     reach: dict[str, dict[str, int]] = {}
+    decisions: dict[str, dict[str, Any]] = {}
     current = {"never": base, "updated": base}
+    update_start = first
     for i in range(months):
         w_start, w_end, e_end = starts[i], starts[i + 1], starts[i + 2]
+        held = w_end - holdout
+        if held <= max(update_start, w_start):
+            raise errors.ConfigError(
+                f"`replay.holdout_days` ({config.replay.holdout_days}) must leave part of "
+                f"the month from {schema.iso_utc(w_start)} to update on"
+            )
         month = pd.Timestamp(w_end, unit="s", tz="UTC").strftime("%Y-%m")
         seconds = {"never": 0.0}
         t0 = time.perf_counter()
-        events, items = _write_window(dataset, w_start, w_end, out / f"window-{i + 1}")
+        window = _write_window(dataset, update_start, held, out / f"window-{i + 1}")
+        held_out = _write_window(dataset, held, w_end, out / f"held-out-{i + 1}")
+        source = current["updated"]
         updated = update_run.update(
-            current["updated"],
-            events,
+            source,
+            window[0],
             out / f"updated-{i + 1}",
-            items=items,
+            items=window[1],
             overrides=[f"update.validation_fraction={VALIDATION_FRACTION}"],
         )
         current["updated"] = Path(updated["artifact"])
         seconds["updated"] = time.perf_counter() - t0
+        decision = release.decide(
+            current["updated"], source, window, held_out, out / f"gates-{i + 1}"
+        )
+        current["gated"] = release.champion
+        seconds["gated"] = seconds["updated"] + sum(decision["seconds"].values())
+        decisions[month] = {
+            "window_utc": [schema.iso_utc(update_start), schema.iso_utc(held - 1)],
+            "held_out_utc": [schema.iso_utc(held), schema.iso_utc(w_end - 1)],
+            **decision,
+        }
+        update_start = held
+        _print_decision(month, decisions[month])
         t0 = time.perf_counter()
         current["retrained"] = _train(
             config, _before(dataset, w_end), w_start, w_end, out / f"retrained-{i + 1}"
         )
         seconds["retrained"] = time.perf_counter() - t0
         reach[month] = new_item_reach(config, dataset, w_end, e_end)
+        scored: dict[tuple, dict[str, float]] = {}  # the champion is often another arm's model
         for arm, (model, refresh) in ARMS.items():
-            metrics = evaluate(current[model], dataset, w_end, e_end, refresh)
-            row = {"month": month, "arm": arm, "refresh": refresh, "seconds": seconds[model]}
+            arm_lag = lag if refresh else None
+            key = (str(current[model]), arm_lag)
+            if key not in scored:
+                scored[key] = evaluate(current[model], dataset, w_end, e_end, arm_lag)
+            metrics = scored[key]
+            row = {
+                "month": month,
+                "arm": arm,
+                "refresh_lag_seconds": arm_lag,
+                "seconds": seconds[model],
+            }
             rows.append({**row, **metrics})
             print(
                 f"{month} {arm}: recall@50 {metrics['recall@50']:.4f}, ndcg@10 "
@@ -273,78 +256,31 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
         "months": months,
         "base": {"trained_before": schema.iso_utc(first), "seconds": base_seconds},
         "epochs": {"retrained": config.train.epochs, "updated": config.update.epochs},
+        "replay": config_lib.to_dict(config)["replay"],
         "new_item_pairs": reach,
+        "gates": decisions,
+        "release": {**release.summary(), "base_export_seconds": release.export_seconds},
         "rows": rows,
     }
     config_lib.write_text_atomic(out / "replay.json", json.dumps(result, indent=2))
-    plot(rows, out / "replay.png")
+    replay_chart.plot(rows, out / "replay.png")
     return result
 
 
-_COLORS = {
-    "never": "#969696",
-    "never+refresh": "#2ca02c",
-    "updated+refresh": "#1f77b4",
-    "retrained+refresh": "#d62728",
-}
-_LABELS = {
-    "never": "never updated, no refresh",
-    "never+refresh": "never updated + daily refresh",
-    "updated+refresh": "updated monthly + daily refresh",
-    "retrained+refresh": "retrained monthly + daily refresh",
-}
-_METRICS = {
-    "recall@50": "Recall@50",
-    "ndcg@10": "NDCG@10",
-    "new_items_recall@50": "Recall@50 on new items",
-}
-
-
-def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
-    """Recall@50, NDCG@10 and Recall@50 on the new-item slice per evaluated month, one line
-    per arm (Plotly): `path` with an .html suffix always, and the PNG `path` when kaleido
-    finds a Chromium to render it.
-
-    Returns:
-        bool: whether the PNG was written (a message on stderr says why not).
-    """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    frame = pd.DataFrame(list(rows))
-    fig = make_subplots(rows=1, cols=len(_METRICS), subplot_titles=list(_METRICS.values()))
-    for col, metric in enumerate(_METRICS, start=1):
-        for arm in ARMS:
-            part = frame[frame["arm"] == arm].sort_values("month")
-            fig.add_trace(
-                go.Scatter(
-                    x=part["month"],
-                    y=part[metric],
-                    name=_LABELS[arm],
-                    mode="lines+markers",
-                    line={"color": _COLORS[arm], "width": 3},
-                    showlegend=col == 1,
-                    legendgroup=arm,
-                ),
-                row=1,
-                col=col,
-            )
-    fig.update_xaxes(type="category", title_text="evaluated month")
-    fig.update_layout(
-        template="plotly_white",
-        width=PNG_SIZE[0],
-        height=PNG_SIZE[1],
-        margin={"t": 60},
-        legend={"orientation": "h", "y": -0.25},
+def _print_decision(month: str, decision: dict[str, Any]) -> None:
+    verdicts = ", ".join(
+        f"{gate} gate {'passed' if decision[gate]['passed'] else 'FAILED'}"
+        for gate in ("data", "quality")
     )
-    fig.write_html(str(Path(path).with_suffix(".html")), include_plotlyjs=True)
-    try:
-        fig.write_image(str(path))
-    except Exception as error:  # kaleido's error types vary with its version and platform
-        print(
-            f"tfrec replay: {Path(path).with_suffix('.html')} written, the PNG not: {error} "
-            "(install Chromium, e.g. Debian's `chromium`, for kaleido to render it)",
-            file=sys.stderr,
-        )
-        return False
-    return True
+    outcome = (
+        f"exported as version {decision['version']} and promoted to stable"
+        if decision["promoted"]
+        else f"not exported, stable stays version {decision['stable']}"
+    )
+    reasons = decision["data"]["reasons"] + decision["quality"]["reasons"]
+    print(
+        f"{month} gates (updated model, held out {decision['held_out_utc'][0]} to "
+        f"{decision['held_out_utc'][1]}): {verdicts}; {outcome}"
+        + "".join(f"\n  - {r}" for r in reasons),
+        flush=True,
+    )
