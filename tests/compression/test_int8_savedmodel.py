@@ -17,7 +17,6 @@ from tfrec.compression import (
     compact_tables,
     int8_round_trip,
     int8_savedmodel,
-    pruning,
     sizes,
     weight_quantization,
 )
