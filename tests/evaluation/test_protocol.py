@@ -27,7 +27,9 @@ def reference(scores, relevant, ks, exclude=None, segments=None):
             excluded = set() if exclude is None else {int(i) for i in exclude[q]}
             row[list(excluded)] = -np.inf
             rel = {int(i) for i in relevant[q]}
-            if i_mask is not None:
+            if callable(i_mask):
+                rel = {i for i in rel if i_mask(np.array([q]), np.array([i]))[0]}
+            elif i_mask is not None:
                 rel = {i for i in rel if i_mask[i]}
             if not rel:
                 continue
@@ -74,6 +76,8 @@ def test_matches_brute_force_reference_with_ties(ks, with_exclusion, monkeypatch
         "cold_items": (None, rng.random(m) < 0.3),
         "cold_users": (rng.random(n) < 0.4, None),
         "both": (rng.random(n) < 0.5, rng.random(m) < 0.5),
+        # A pair mask: which relevant item counts depends on its query.
+        "pairs": (None, lambda q, i: (q + i) % 3 == 0),
     }
     # Small chunks and odd batches exercise every boundary.
     monkeypatch.setattr(protocol, "_CHUNK_ELEMENTS", 3 * m)
@@ -81,7 +85,7 @@ def test_matches_brute_force_reference_with_ties(ks, with_exclusion, monkeypatch
         fixed_scores(scores), relevant, m, ks=ks, exclude=exclude, segments=segments, batch_size=17
     )
     want, want_dropped = reference(scores, relevant, ks, exclude, segments)
-    assert list(got.metrics) == ["all", "cold_items", "cold_users", "both"]
+    assert list(got.metrics) == ["all", "cold_items", "cold_users", "both", "pairs"]
     assert got.dropped == want_dropped
     assert got.exclude_seen is with_exclusion
     if with_exclusion:
@@ -214,6 +218,7 @@ def test_progress_bar_runs(capsys):
         ({"segments": {"all": (None, None)}}, "must not redefine `all`"),
         ({"segments": {"x": (np.ones(3, bool), None)}}, r"query mask must be bool \[2\]"),
         ({"segments": {"x": (None, np.ones(3))}}, r"item mask must be bool \[3\]"),
+        ({"segments": {"x": (None, lambda q, i: q)}}, r"pair mask must return bool \[2\]"),
         ({"score_fn": lambda s, e: np.zeros((e - s, 4))}, r"must return scores of shape \(2, 3\)"),
         ({"score_fn": lambda s, e: np.full((e - s, 3), np.nan)}, "returned NaN"),
         ({"batch_size": 0}, "`batch_size` must be a positive int"),

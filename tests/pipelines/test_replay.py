@@ -136,7 +136,7 @@ def test_a_refreshed_index_ranks_an_item_once_the_lag_has_passed_since_its_first
     art = artifact.Artifact(tiny_run.artifact)
     lag = art.config.replay.refresh_lag_seconds
     last = int(art.dataset().interactions["timestamp"].max())
-    first = last + 5 * 86400 + 9 * 3600  # 09:00 or so, five days after the model's data
+    first = (last // 86400 + 6) * 86400 + 9 * 3600  # 09:00 UTC, days after the model's data
     data, start, end = _with_new_items(art, first, lag)
     refreshed = window_eval.window_result(
         art.root, data, start, end, refresh_lag_seconds=lag, new_items=True
@@ -150,6 +150,10 @@ def test_a_refreshed_index_ranks_an_item_once_the_lag_has_passed_since_its_first
     # second after, a candidate. `new-y` is bought once: its first event, out of reach.
     assert mrr[0] == mrr[1] == bottom and mrr[2] > bottom and mrr[3] == bottom
     assert refreshed.metrics[window_eval.NEW_IN_WINDOW]["queries"] == 4
+    # Listed the same day, before the query: the two later `new-x` queries (not the first
+    # events, which no index held before them).
+    assert refreshed.metrics[window_eval.LISTED_SAME_DAY]["queries"] == 2
+    assert served.metrics[window_eval.LISTED_SAME_DAY]["recall@50"] == 0.0
     reach = replay.new_item_reach(art.config, data, start, end)
     assert reach == {"pairs": 4, "reachable_pairs": 1, "refresh_lag_seconds": lag}
     # Served as trained, the model can never return an item outside its catalog.

@@ -140,7 +140,7 @@ def _check_segments(segments, n: int, num_items: int) -> dict[str, tuple]:
                 f"`segments[{name!r}]` query mask must be bool [{n}], "
                 f"received {q_mask.dtype} {q_mask.shape}"
             )
-        if i_mask is not None:
+        if i_mask is not None and not callable(i_mask):
             i_mask = np.asarray(i_mask)
             if i_mask.dtype != bool or i_mask.shape != (num_items,):
                 raise ValueError(
@@ -174,7 +174,9 @@ def evaluate(
         exclude: list of int arrays, one per query, or None. Items removed from the ranking and
             from the relevant set (previously seen items). Defaults to None (no exclusion).
         segments: dict or None. Name -> (query mask bool [num_queries] or None, item mask bool
-            [num_items] or None). `all` is always added.
+            [num_items] or None, or a pair mask: a callable `(query indices [p], item indices
+            [p]) -> bool [p]` over the relevant pairs, for a segment that depends on both,
+            e.g. items listed on their query's own day). `all` is always added.
         batch_size: int. Queries per `score_fn` call. Defaults to 512.
         progress: bool. Show a tqdm progress bar. Defaults to False.
         available: bool array [num_items] or None. The catalog as known at the split: other
@@ -230,7 +232,16 @@ def evaluate(
 
     selections, dropped = {}, {}
     for name, (q_mask, i_mask) in seg_specs.items():
-        base = q_mask[rel_q] & (True if i_mask is None else i_mask[rel_item])
+        if callable(i_mask):
+            pairs = np.asarray(i_mask(rel_q, rel_item))
+            if pairs.dtype != bool or pairs.shape != rel_q.shape:
+                raise ValueError(
+                    f"`segments[{name!r}]` pair mask must return bool [{rel_q.size}] (one per "
+                    f"relevant pair), received {pairs.dtype} {pairs.shape}"
+                )
+            base = q_mask[rel_q] & pairs
+        else:
+            base = q_mask[rel_q] & (True if i_mask is None else i_mask[rel_item])
         dropped[name] = int(np.unique(rel_q[base]).size - np.unique(rel_q[base & keep]).size)
         selections[name] = (base & keep)[keep]
     rel_q, rel_item = rel_q[keep], rel_item[keep]

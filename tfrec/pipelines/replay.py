@@ -107,19 +107,22 @@ def evaluate(
     refresh_lag_seconds: Optional[int],
 ) -> dict[str, float]:
     """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end),
-    items first listed during it counted (`window_eval.window_result(new_items=True)`), and Recall@50 on
-    the new-item slice: the queries with such an item among their relevant ones, on those
-    items."""
+    items first listed during it counted (`window_eval.window_result(new_items=True)`), and
+    Recall@50 on the new-item slice (the queries with such an item among their relevant ones,
+    on those items) and on its part listed the query's own day, before it."""
     result = window_eval.window_result(
         path, dataset, start, end, refresh_lag_seconds=refresh_lag_seconds, new_items=True
     )
     metrics, new = result.metrics["all"], result.metrics[window_eval.NEW_IN_WINDOW]
+    same_day = result.metrics[window_eval.LISTED_SAME_DAY]
     return {
         "recall@50": float(metrics["recall@50"]),
         "ndcg@10": float(metrics["ndcg@10"]),
         "queries": int(metrics["queries"]),
         "new_items_recall@50": float(new["recall@50"]),
         "new_items_queries": int(new["queries"]),
+        "same_day_recall@50": float(same_day["recall@50"]),
+        "same_day_queries": int(same_day["queries"]),
     }
 
 
@@ -248,7 +251,9 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
                 f"{month} {arm}: recall@50 {metrics['recall@50']:.4f}, ndcg@10 "
                 f"{metrics['ndcg@10']:.4f} ({metrics['queries']} queries); new items' "
                 f"recall@50 {metrics['new_items_recall@50']:.4f} "
-                f"({metrics['new_items_queries']} queries); {seconds[model]:.0f}s",
+                f"({metrics['new_items_queries']} queries), listed the same day "
+                f"{metrics['same_day_recall@50']:.4f} ({metrics['same_day_queries']} queries); "
+                f"{seconds[model]:.0f}s",
                 flush=True,
             )
     result = {

@@ -19,6 +19,9 @@ from tfrec.training import trainer
 
 # The segment of items first seen during the evaluated window (`window_result(new_items=True)`).
 NEW_IN_WINDOW = "new_in_window"
+# Its part listed on the query's own UTC day: an item first seen that day, before the query.
+LISTED_SAME_DAY = "listed_same_day"
+DAY_SECONDS = 86_400
 KS = (10, 50)
 
 
@@ -36,7 +39,8 @@ def window_result(
     By default the ranking is over the shop's catalog at `start` (items with an event before
     it), and items the model's own catalog lacks score lowest, as a served model could not
     return them. With `new_items`, items first seen during the window also count (in the
-    ranking and the relevant sets), and the segment NEW_IN_WINDOW holds them. With
+    ranking and the relevant sets), the segment NEW_IN_WINDOW holds them, and LISTED_SAME_DAY
+    those of them first seen on their query's own UTC day, before the query. With
     `refresh_lag_seconds`, the model's index is refreshed that far behind the event log
     (`refresh_lag`): a query at time t can also be shown every item first seen at or before
     t - lag, embedded by the model's item tower from its catalog row; later items score lowest
@@ -82,6 +86,14 @@ def window_result(
     slices = {} if segments is None else dict(segments(table))
     if new_items:
         slices[NEW_IN_WINDOW] = (None, first_seen >= start)
+        t = np.asarray(queries.timestamp, dtype=np.float64)
+        day = t - t % DAY_SECONDS
+
+        def same_day(q: np.ndarray, i: np.ndarray) -> np.ndarray:
+            # NaN (never seen) compares False: such an item is in no day.
+            return (first_seen[i] >= np.maximum(day[q], start)) & (first_seen[i] < t[q])
+
+        slices[LISTED_SAME_DAY] = (None, same_day)
     return protocol.evaluate(
         refresh_lag.restrict(scored, mask),
         relevant,
