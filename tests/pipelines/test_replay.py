@@ -46,6 +46,7 @@ def test_the_plot_is_a_png(tmp_path):
             "recall@50": 0.2 + i / 10,
             "ndcg@10": 0.1 + i / 20,
             "new_items_recall@50": i / 10,
+            "same_day_recall@50": None if arm == "never" else i / 20,  # None: no such query
             "refresh_lag_seconds": None if arm == "never" else 3600,
         }
         for m in ("2011-10", "2011-11")
@@ -58,6 +59,7 @@ def test_the_plot_is_a_png(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == replay_chart.PNG_SIZE  # IHDR width, height
     html = (tmp_path / "replay.html").read_text(encoding="utf-8")
+    assert "on items listed that day" in html
     assert "Recall@50 on new items" in html and "updated monthly + refresh 1 h behind" in html
     assert "gated: champion after each month's gates + refresh 1 h behind" in html
 
@@ -76,7 +78,8 @@ def test_a_two_month_replay_of_the_tiny_data(tmp_path):
         assert 0 <= row["ndcg@10"] <= 1 and 0 <= row["recall@50"] <= 1 and row["queries"] > 0
         assert (row["seconds"] > 0) == (not row["arm"].startswith("never"))
         assert (row["refresh_lag_seconds"] is None) == (row["arm"] == "never")
-        assert row["new_items_queries"] >= 0
+        assert row["new_items_queries"] >= row["same_day_queries"] >= 0
+        assert (row["same_day_recall@50"] is None) == (row["same_day_queries"] == 0)
     assert set(result["new_item_pairs"]) == {"2024-05", "2024-06"}
     assert set(result["gates"]) == {"2024-05", "2024-06"}
     for month, decision in result["gates"].items():

@@ -119,11 +119,20 @@ def evaluate(
         "recall@50": float(metrics["recall@50"]),
         "ndcg@10": float(metrics["ndcg@10"]),
         "queries": int(metrics["queries"]),
-        "new_items_recall@50": float(new["recall@50"]),
+        "new_items_recall@50": _recall(new),
         "new_items_queries": int(new["queries"]),
-        "same_day_recall@50": float(same_day["recall@50"]),
+        "same_day_recall@50": _recall(same_day),
         "same_day_queries": int(same_day["queries"]),
     }
+
+
+def _recall(segment: dict[str, float]) -> Optional[float]:
+    """A slice's Recall@50; None (JSON null, not NaN) when no query is in it."""
+    return float(segment["recall@50"]) if segment["queries"] else None
+
+
+def _shown(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def new_item_reach(
@@ -250,9 +259,10 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
             print(
                 f"{month} {arm}: recall@50 {metrics['recall@50']:.4f}, ndcg@10 "
                 f"{metrics['ndcg@10']:.4f} ({metrics['queries']} queries); new items' "
-                f"recall@50 {metrics['new_items_recall@50']:.4f} "
+                f"recall@50 {_shown(metrics['new_items_recall@50'])} "
                 f"({metrics['new_items_queries']} queries), listed the same day "
-                f"{metrics['same_day_recall@50']:.4f} ({metrics['same_day_queries']} queries); "
+                f"{_shown(metrics['same_day_recall@50'])} ({metrics['same_day_queries']} "
+                "queries); "
                 f"{seconds[model]:.0f}s",
                 flush=True,
             )

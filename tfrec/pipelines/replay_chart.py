@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-# Width and height of the chart, pixels: three panels side by side, the legend below them.
-PNG_SIZE = (1200, 460)
+# Width and height of the chart, pixels: four panels side by side, the legend below them.
+PNG_SIZE = (1500, 460)
 _COLORS = {
     "never": "#969696",
     "never+refresh": "#2ca02c",
@@ -30,6 +30,7 @@ _METRICS = {
     "recall@50": "Recall@50",
     "ndcg@10": "NDCG@10",
     "new_items_recall@50": "Recall@50 on new items",
+    "same_day_recall@50": "... on items listed that day",
 }
 
 
@@ -42,7 +43,8 @@ def _duration(seconds: int) -> str:
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
-    """Recall@50, NDCG@10 and Recall@50 on the new-item slice per evaluated month, one line
+    """Recall@50, NDCG@10 and Recall@50 on the new-item slice and on its items listed the
+    query's own day, per evaluated month, one line
     per arm (Plotly): `path` with an .html suffix always, and the PNG `path` when kaleido
     finds a Chromium to render it.
 
