@@ -105,7 +105,7 @@ def evaluate(
     start: int,
     end: int,
     refresh_lag_seconds: Optional[int],
-) -> dict[str, float]:
+) -> dict[str, Optional[float]]:
     """Recall@50 and NDCG@10 of an artifact's towers + repeat prior on the month [start, end),
     items first listed during it counted (`window_eval.window_result(new_items=True)`), and
     Recall@50 on the new-item slice (the queries with such an item among their relevant ones,
@@ -242,7 +242,9 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
         )
         seconds["retrained"] = time.perf_counter() - t0
         reach[month] = new_item_reach(config, dataset, w_end, e_end)
-        scored: dict[tuple, dict[str, float]] = {}  # the champion is often another arm's model
+        scored: dict[
+            tuple, dict[str, Optional[float]]
+        ] = {}  # the champion is often another arm's model
         for arm, (model, refresh) in ARMS.items():
             arm_lag = lag if refresh else None
             key = (str(current[model]), arm_lag)
