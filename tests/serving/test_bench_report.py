@@ -25,6 +25,35 @@ def _cell(items, model, signature, protocol, batching, p50, rps=100.0, rows=1):
     }
 
 
+def _results(cells, settings=None, server_env=None, export=None, skipped=()):
+    """A bench report around `cells`: one 100k-item export, `settings` and `export` added."""
+    return {
+        "settings": {
+            "workdir": "w",
+            "seconds_per_phase": 1.0,
+            "rounds": 3,
+            "warmup_requests": 20,
+            "concurrent_clients": 4,
+            "k": 10,
+            **(settings or {}),
+            "server_env": server_env or {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        },
+        "model": {"embedding_dim": 16, "max_history": 5, "retrieve_n": 30},
+        "machine": {"cpus": 2, "load_average_before": [1.0], "load_average_after": [1.5]},
+        "exports": [
+            {
+                "items": 10**5,
+                "seconds": 3.0,
+                "size_mb": {"tfrec": 9, "tfrec_f32": 8, "tfrec_int8": 4},
+                **(export or {}),
+            }
+        ],
+        "cells": cells,
+        "skipped": list(skipped),
+        "notes": [],
+    }
+
+
 def test_ratios_growth_targets_and_markdown_on_known_numbers():
     # p50 doubles per 10x items: exponent log10(2) = 0.30.
     cells = [
@@ -36,29 +65,7 @@ def test_ratios_growth_targets_and_markdown_on_known_numbers():
         _cell(10**5, m, "retrieve", "grpc", False, p)
         for m, p in (("tfrec_f32", 3.0), ("tfrec_int8", 3.6))
     ]
-    results = {
-        "settings": {
-            "workdir": "w",
-            "seconds_per_phase": 1.0,
-            "rounds": 3,
-            "warmup_requests": 20,
-            "concurrent_clients": 4,
-            "k": 10,
-            "server_env": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-        },
-        "model": {"embedding_dim": 16, "max_history": 5, "retrieve_n": 30},
-        "machine": {"cpus": 2, "load_average_before": [1.0], "load_average_after": [1.5]},
-        "exports": [
-            {
-                "items": 10**5,
-                "seconds": 3.0,
-                "size_mb": {"tfrec": 9, "tfrec_f32": 8, "tfrec_int8": 4},
-            }
-        ],
-        "cells": cells,
-        "skipped": ["1,000,000 items: REST and batching on not measured"],
-        "notes": [],
-    }
+    results = _results(cells, skipped=["1,000,000 items: REST and batching on not measured"])
     bench_report.add_ratios(results)
     assert cells[1]["vs_baseline"]["p50"] == 2.0
     assert cells[2]["vs_baseline"]["concurrent_throughput"] == 0.5
@@ -116,35 +123,17 @@ def test_cells_of_several_rows_compare_with_their_own_rows():
         _cell(10**5, "tfrec_f32", "retrieve", "grpc", False, 10.0, rows=32),
         _cell(10**5, "tfrec_int8", "retrieve", "grpc", False, 30.0, rows=32),
     ]
-    results = {
-        "settings": {
-            "workdir": "w",
-            "seconds_per_phase": 1.0,
-            "rounds": 3,
-            "warmup_requests": 20,
-            "concurrent_clients": 4,
-            "k": 10,
-            "request_pool": 64,
-            "request_rows": [1, 32],
-            "server_env": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    results = _results(
+        cells,
+        settings={"request_pool": 64, "request_rows": [1, 32]},
+        server_env={"TF_ENABLE_ONEDNN_OPTS": "1"},
+        export={
+            "index": "ivf float32 8/32",
+            "recall@10": 0.99,
+            "recall@100": 0.95,
+            "recall_by_rows": {"32": {"recall@10": 0.98, "recall@100": 0.94}},
         },
-        "model": {"embedding_dim": 16, "max_history": 5, "retrieve_n": 30},
-        "machine": {"cpus": 2, "load_average_before": [1.0], "load_average_after": [1.5]},
-        "exports": [
-            {
-                "items": 10**5,
-                "seconds": 3.0,
-                "size_mb": {"tfrec": 9, "tfrec_f32": 8, "tfrec_int8": 4},
-                "index": "ivf float32 8/32",
-                "recall@10": 0.99,
-                "recall@100": 0.95,
-                "recall_by_rows": {"32": {"recall@10": 0.98, "recall@100": 0.94}},
-            }
-        ],
-        "cells": cells,
-        "skipped": [],
-        "notes": [],
-    }
+    )
     bench_report.add_ratios(results)
     # 32 rows divide by 32 rows at 10k (32 / 8), not by one row (32 / 2).
     assert (
