@@ -40,11 +40,7 @@ def int8_weights(layer: tf.keras.layers.Layer, min_elements: int = 1024) -> Iter
             holders = held.get(id(weight))
             if not holders or weight.shape.num_elements() < min_elements:
                 continue
-            shape = tuple(weight.shape)
-            channels = weight_quantization.channel_axes(*holders[0], len(shape))
-            axis = weight_quantization.axes_of(channels, len(shape), shape)
-            values, scales = weight_quantization.quantize_tensor(weight.numpy(), axis)
-            scales = weight_quantization.stored_scales(scales)
+            values, scales, axis = weight_quantization.quantize_held(weight.numpy(), *holders[0])
             saved.append((weight, tf.identity(weight)))
             weight.assign(
                 tf.cast(weight_quantization.dequantize(values, scales, axis), weight.dtype)

@@ -179,10 +179,7 @@ def pack_weight(
     gathered = quantized and any(is_plain_embedding(*held) for held in layers)
     if not quantized:
         return PackedWeight(name, shape, None, packer.add(array, "float32"), None, False)
-    channels = weight_quantization.channel_axes(layers[0][0], layers[0][1], len(shape))
-    axis = weight_quantization.axes_of(channels, len(shape), shape)
-    values, scales = weight_quantization.quantize_tensor(array, axis)
-    scales = weight_quantization.stored_scales(scales)
+    values, scales, axis = weight_quantization.quantize_held(array, *layers[0])
     row = math.prod(shape[1:]) if gathered else 1
     scales_group = scales.dtype.name
     return PackedWeight(

@@ -118,6 +118,26 @@ def channel_axes(layer: tf.keras.layers.Layer, attribute: str, rank: int) -> tup
     return (rank - 1,)
 
 
+def quantize_held(
+    array: np.ndarray, layer: tf.keras.layers.Layer, attribute: str
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """A weight `layer.<attribute>` as the int8 SavedModel stores it.
+
+    Args:
+        array: np.ndarray. The weight's float values.
+        layer: tf.keras.layers.Layer. A layer holding it (its kind picks the scale axes).
+        attribute: str. The attribute it is held as.
+
+    Returns:
+        `(values, scales, axis)`: int8 values, scales as stored (`stored_scales`) and the
+        axes with one scale each (`channel_axes`), for `dequantize`.
+    """
+    channels = channel_axes(layer, attribute, array.ndim)
+    axis = axes_of(channels, array.ndim, array.shape)
+    values, scales = quantize_tensor(array, axis)
+    return values, stored_scales(scales), axis
+
+
 class Int8Weight(tf.Module):
     """One int8 weight with its scales as two variables of its own (e.g. a candidate index).
 
