@@ -34,7 +34,6 @@ ARMS = {
     "gated": ("gated", True),
     "retrained+refresh": ("retrained", True),
 }
-DAY_SECONDS = 86_400
 # Share of each training window, at its end, that picks the best epoch: the update's
 # `update.validation_fraction`, so the updated and retrained towers train on the same events.
 VALIDATION_FRACTION = 0.2
@@ -189,7 +188,7 @@ def replay(config: config_lib.Config, months: int, workdir: os.PathLike | str) -
     dataset = loaders.load(config.data)
     starts = month_starts(dataset.interactions, months)
     lag = config.replay.refresh_lag_seconds
-    holdout = config.replay.holdout_days * DAY_SECONDS
+    holdout = config.replay.holdout_days * window_eval.DAY_SECONDS
     first = starts[0]
     base_start = first - (starts[1] - starts[0])  # a month-long validation tail, as the others
     t0 = time.perf_counter()
